@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, SCOPE_CHOICES, ApiKey, AuditLogEntry, Department, Membership
+from accounts.services import actor_for_user, api_key_create, api_key_forget_cached, api_key_revoke
+
+
+def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
+    return actor_for_user(request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None))
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ("name", "key_rate_limit_per_minute", "user_rate_limit_per_minute", "created_at")
+    search_fields = ("name",)
+
+    def save_model(self, request: HttpRequest, obj: Department, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            api_key_forget_cached(department_id=obj.pk)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "department", "created_at")
+    list_filter = ("department",)
+    search_fields = ("user__username",)
+    autocomplete_fields = ("department",)
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=SCOPE_CHOICES, initial=DEFAULT_KEY_SCOPES, widget=forms.CheckboxSelectMultiple
+    )
+    ip_allowlist_text = forms.CharField(
+        label="IP allowlist", required=False, help_text="One address or CIDR per line; empty allows any."
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("department", "name", "scopes", "expires_at", "rate_limit_per_minute")
+
+    def clean_ip_allowlist_text(self) -> list[str]:
+        from accounts.models import validate_ip_allowlist
+
+        entries = [line.strip() for line in self.cleaned_data["ip_allowlist_text"].splitlines() if line.strip()]
+        validate_ip_allowlist(entries)
+        return entries
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "department", "prefix", "status", "expires_at", "last_used_at", "created_at")
+    list_filter = ("department", "revoked_at", "expires_at")
+    search_fields = ("name", "prefix")
+    actions = ("revoke_selected",)
+    readonly_fields = ("prefix", "revoked_at", "revoked_reason", "last_used_at", "last_used_ip", "created_by", "created_at")
+
+    def get_form(self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+        if obj is None:
+            return ("department", "name", "scopes", "ip_allowlist_text", "expires_at", "rate_limit_per_minute")
+        return ("department", "name", "prefix", "scopes", "ip_allowlist", "rate_limit_per_minute", "expires_at",
+                "revoked_at", "revoked_reason", "last_used_at", "last_used_ip", "created_by", "created_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+        if obj is None:
+            return ()
+        return (*self.readonly_fields, "department")
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            scopes = form.cleaned_data.get("scopes")
+            if scopes is not None and not set(scopes) <= ALL_SCOPES:
+                raise forms.ValidationError("Unknown scope")
+            super().save_model(request, obj, form, change)
+            api_key_forget_cached(key_ids=[obj.pk])
+            return
+        key, plaintext = api_key_create(
+            department=form.cleaned_data["department"],
+            name=form.cleaned_data["name"],
+            actor=_actor(request),
+            scopes=list(form.cleaned_data["scopes"]),
+            expires_at=form.cleaned_data.get("expires_at"),
+            ip_allowlist=form.cleaned_data.get("ip_allowlist_text") or [],
+            rate_limit_per_minute=form.cleaned_data.get("rate_limit_per_minute"),
+        )
+        obj.pk = key.pk
+        obj.prefix = key.prefix
+        messages.warning(
+            request, f"API key created. Copy it now; it will not be shown again: {plaintext}"
+        )
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_selected(self, request: HttpRequest, queryset: Any) -> None:
+        for key_id in queryset.values_list("pk", flat=True):
+            api_key_revoke(key_id=key_id, actor=_actor(request), reason="revoked in admin")
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(AuditLogEntry)
+class AuditLogEntryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "actor_label", "department", "action", "object_type", "object_id", "outcome", "ip_address")
+    list_filter = ("outcome", "action", "department", "object_type")
+    search_fields = ("actor_label", "action", "object_id", "request_id")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,144 @@
+"""X-API-Key authentication for DRF.
+
+The verified key's record is kept in the shared cache for API_KEY_CACHE_SECONDS so the request
+path costs one cache read instead of a database query; revocation deletes the cached record.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+
+from accounts.models import ApiKey
+from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
+
+# Write last_used_at at most this often per key and process: a write per request would double
+# the database work of the scoring path.
+_TOUCH_INTERVAL_SECONDS = 60.0
+_last_touch: dict[int, float] = {}
+
+
+@dataclass(frozen=True)
+class ApiKeyCaller:
+    """Stands in for request.user when a request is made with an API key."""
+
+    key_id: int
+    name: str
+    department_id: int
+    department_name: str
+    scopes: frozenset[str]
+    rate_limit_per_minute: int
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+    is_active = True
+    pk = None
+
+    def get_username(self) -> str:
+        return f"api-key:{self.name}"
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The caller's address; X-Forwarded-For is trusted only behind the configured proxies."""
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if hops:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR")
+
+
+def _key_record(prefix: str) -> dict[str, Any] | None:
+    key = cache.get(api_key_cache_key(prefix))
+    if key is not None:
+        return key
+    obj = ApiKey.objects.select_related("department").filter(prefix=prefix).first()
+    if obj is None:
+        return None
+    record = {
+        "id": obj.pk,
+        "name": obj.name,
+        "salt": obj.salt,
+        "hash": obj.secret_hash,
+        "department_id": obj.department_id,
+        "department_name": obj.department.name,
+        "scopes": list(obj.scopes),
+        "ip_allowlist": list(obj.ip_allowlist),
+        "expires_at": obj.expires_at.timestamp() if obj.expires_at else None,
+        "revoked": obj.revoked_at is not None,
+        "rate_limit": obj.rate_limit_per_minute
+        or obj.department.key_rate_limit_per_minute
+        or settings.API_KEY_RATE_LIMIT_PER_MINUTE,
+    }
+    cache.set(api_key_cache_key(prefix), record, settings.API_KEY_CACHE_SECONDS)
+    return record
+
+
+def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
+    if not allowlist:
+        return True
+    if ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in allowlist)
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    header = "HTTP_X_API_KEY"
+
+    def authenticate(self, request: Any) -> tuple[ApiKeyCaller, Actor] | None:
+        raw = request.META.get(self.header)
+        if raw is None:
+            return None
+        parts = split_key(raw)
+        record = _key_record(parts[0]) if parts else None
+        if parts is None or record is None or not secret_matches(record["salt"], record["hash"], parts[1]):
+            raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        if record["revoked"]:
+            raise exceptions.AuthenticationFailed("This API key has been revoked.", code="api_key_revoked")
+        if record["expires_at"] is not None and record["expires_at"] <= time.time():
+            raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
+        ip = client_ip(request)
+        if not _ip_allowed(ip, record["ip_allowlist"]):
+            raise exceptions.PermissionDenied(f"This API key may not be used from {ip}.", code="ip_not_allowed")
+        now = time.monotonic()
+        if now - _last_touch.get(record["id"], -_TOUCH_INTERVAL_SECONDS) >= _TOUCH_INTERVAL_SECONDS:
+            _last_touch[record["id"]] = now
+            api_key_touch(key_id=record["id"], ip=ip)
+        caller = ApiKeyCaller(
+            key_id=record["id"],
+            name=record["name"],
+            department_id=record["department_id"],
+            department_name=record["department_name"],
+            scopes=frozenset(record["scopes"]),
+            rate_limit_per_minute=record["rate_limit"],
+        )
+        actor = Actor(
+            api_key_id=record["id"],
+            api_key_name=record["name"],
+            department_id=record["department_id"],
+            scopes=caller.scopes,
+            ip=ip,
+            request_id=getattr(request, "request_id", None),
+        )
+        return caller, actor
+
+    def authenticate_header(self, request: Any) -> str:
+        # Having a header makes DRF answer 401 (not 403) to unauthenticated requests.
+        return 'X-API-Key realm="api", Bearer realm="api"'

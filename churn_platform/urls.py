@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from churn_platform import health
+
+api_v1 = [
+    path("", include("accounts.api.urls")),
+    path("", include("customers.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("", include("django_prometheus.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "churn_platform.exceptions.handler400"
+handler403 = "churn_platform.exceptions.handler403"
+handler404 = "churn_platform.exceptions.handler404"
+handler500 = "churn_platform.exceptions.handler500"

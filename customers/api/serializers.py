@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from churn_ml.schema import FIELD_ORDER
+from customers.models import Customer, Outcome
+
+
+class QualitySerializer(serializers.Serializer):
+    completeness = serializers.FloatField(source="quality_completeness")
+    warnings = serializers.ListField(child=serializers.CharField(), source="quality_warnings")
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    """A stored customer in the contract's field names, with its data-quality result."""
+
+    quality = QualitySerializer(source="*", read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = ("customer_id", *FIELD_ORDER, "quality", "source", "created_at", "updated_at")
+        read_only_fields = fields
+
+
+class CustomerDetailSerializer(CustomerSerializer):
+    latest_prediction = serializers.SerializerMethodField()
+    latest_outcome = serializers.SerializerMethodField()
+
+    class Meta(CustomerSerializer.Meta):
+        fields = (*CustomerSerializer.Meta.fields, "latest_prediction", "latest_outcome")
+        read_only_fields = fields
+
+    def get_latest_prediction(self, obj: Customer) -> dict[str, Any] | None:
+        from predictions.selectors import prediction_latest_for_customer
+        from predictions.api.serializers import PredictionSerializer
+
+        prediction = prediction_latest_for_customer(customer=obj)
+        return PredictionSerializer(prediction).data if prediction is not None else None
+
+    def get_latest_outcome(self, obj: Customer) -> dict[str, Any] | None:
+        outcome = obj.outcomes.order_by("-observed_at", "-pk").first()
+        return OutcomeSerializer(outcome).data if outcome is not None else None
+
+
+class CustomerRecordSerializer(serializers.Serializer):
+    """Documents the input record; validation itself is churn_ml.schema's column validator."""
+
+    customer_id = serializers.CharField(max_length=64)
+    gender = serializers.ChoiceField(choices=["female", "male"], required=False, allow_null=True)
+    senior_citizen = serializers.BooleanField(required=False)
+    partner = serializers.BooleanField()
+    dependents = serializers.BooleanField()
+    tenure_months = serializers.IntegerField(min_value=0, max_value=600)
+    phone_service = serializers.BooleanField()
+    multiple_lines = serializers.ChoiceField(choices=["Yes", "No", "No phone service"])
+    internet_service = serializers.ChoiceField(choices=["DSL", "Fiber optic", "No"])
+    online_security = serializers.ChoiceField(choices=["Yes", "No", "No internet service"])
+    online_backup = serializers.ChoiceField(choices=["Yes", "No", "No internet service"])
+    device_protection = serializers.ChoiceField(choices=["Yes", "No", "No internet service"])
+    tech_support = serializers.ChoiceField(choices=["Yes", "No", "No internet service"])
+    streaming_tv = serializers.ChoiceField(choices=["Yes", "No", "No internet service"])
+    streaming_movies = serializers.ChoiceField(choices=["Yes", "No", "No internet service"])
+    contract_type = serializers.ChoiceField(choices=["Month-to-month", "One year", "Two year"])
+    paperless_billing = serializers.BooleanField()
+    payment_method = serializers.ChoiceField(
+        choices=["Electronic check", "Mailed check", "Bank transfer", "Credit card"]
+    )
+    monthly_charges = serializers.FloatField(min_value=0, max_value=10000)
+    total_charges = serializers.FloatField(min_value=0, allow_null=True, required=False)
+    age = serializers.IntegerField(min_value=18, max_value=120, allow_null=True, required=False)
+    income = serializers.FloatField(min_value=0, allow_null=True, required=False)
+
+
+class BulkCustomersSerializer(serializers.Serializer):
+    customers = CustomerRecordSerializer(many=True)
+
+
+class RejectedRowSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    customer_id = serializers.CharField(allow_null=True)
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class BulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = RejectedRowSerializer(many=True)
+
+
+class OutcomeSerializer(serializers.ModelSerializer):
+    customer_id = serializers.CharField(source="customer.customer_id", read_only=True)
+
+    class Meta:
+        model = Outcome
+        fields = ("id", "customer_id", "churned", "observed_at", "source", "recorded_by", "created_at")
+        read_only_fields = fields
+
+
+class OutcomeInputSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(max_length=64)
+    churned = serializers.BooleanField()
+    observed_at = serializers.DateTimeField()
+    source = serializers.CharField(max_length=100, required=False, default="api")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+        return super().to_internal_value(data)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.context import actor_for_request
+from churn_ml.schema import validate_record, validate_records
+from churn_platform.api import require_object, require_record_list, row_errors
+from customers.api.filters import CustomerFilter
+from customers.api.serializers import (
+    BulkCustomersSerializer,
+    BulkResultSerializer,
+    CustomerDetailSerializer,
+    CustomerRecordSerializer,
+    CustomerSerializer,
+    OutcomeInputSerializer,
+    OutcomeSerializer,
+)
+from customers.models import Outcome
+from customers.selectors import customer_list
+from customers.services import UnknownCustomer, customer_upsert, customers_bulk_upsert, outcome_record
+
+
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Customers by their natural key. POST upserts one: 201 when created, 200 when updated."""
+
+    lookup_field = "customer_id"
+    lookup_value_regex = r"[A-Za-z0-9_.:\-]{1,64}"
+    filterset_class = CustomerFilter
+    required_scopes = {"GET": "customers:read", "POST": "customers:write"}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return customer_list()
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return CustomerDetailSerializer if self.action == "retrieve" else CustomerSerializer
+
+    @extend_schema(request=CustomerRecordSerializer, responses={200: CustomerSerializer, 201: CustomerSerializer})
+    def create(self, request: Request) -> Response:
+        result = validate_record(require_object(request.data))
+        if result.errors:
+            raise ValidationError(result.errors[0])
+        customer, created = customer_upsert(result=result, source="api", actor=actor_for_request(request))
+        return Response(
+            CustomerSerializer(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class CustomerBulkView(APIView):
+    """Upsert up to 10,000 customers; valid records are stored even when others are rejected."""
+
+    required_scopes = {"POST": "customers:write"}
+
+    @extend_schema(request=BulkCustomersSerializer, responses=BulkResultSerializer)
+    def post(self, request: Request) -> Response:
+        records = require_record_list(request.data, key="customers", limit=settings.BULK_MAX_RECORDS)
+        result = validate_records(records)
+        counts, errors = customers_bulk_upsert(result=result, source="api:bulk", actor=actor_for_request(request))
+        return Response(
+            {
+                "created": counts.created,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "rejected": row_errors(result, errors, records),
+            }
+        )
+
+
+class OutcomeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Recorded outcomes: what really happened to customers. Feeds live accuracy and campaigns."""
+
+    serializer_class = OutcomeSerializer
+    required_scopes = {"GET": "customers:read", "POST": "customers:write"}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = Outcome.objects.select_related("customer")
+        customer_id = self.request.query_params.get("customer_id")
+        return qs.filter(customer__customer_id=customer_id) if customer_id else qs
+
+    @extend_schema(request=OutcomeInputSerializer, responses={201: OutcomeSerializer, 200: OutcomeSerializer})
+    def create(self, request: Request) -> Response:
+        body = OutcomeInputSerializer(data=require_object(request.data))
+        body.is_valid(raise_exception=True)
+        try:
+            outcome, created = outcome_record(**body.validated_data, actor=actor_for_request(request))
+        except UnknownCustomer:
+            raise ValidationError({"customer_id": ["No customer with this customer_id."]}) from None
+        return Response(OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
