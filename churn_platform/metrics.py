@@ -1,0 +1,73 @@
+"""The platform's own Prometheus metrics, defined once; apps import and update them.
+
+Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR so that every worker's values
+are summed at /metrics; gauges declare how they combine across processes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+PREDICTIONS = Counter(
+    "churn_predictions_total", "Predictions made", ["model_version", "risk_level", "source"]
+)
+PREDICTION_LATENCY = Histogram(
+    "churn_prediction_latency_seconds", "Time to score (validation to stored row)", ["endpoint"],
+    buckets=LATENCY_BUCKETS,
+)
+PREDICTION_PROBABILITY = Histogram(
+    "churn_prediction_probability", "Churn probabilities returned", ["model_version"], buckets=PROBABILITY_BUCKETS
+)
+HIGH_RISK_IDENTIFIED = Counter(
+    "churn_high_risk_customers_identified_total", "Customers newly scored high or critical", ["risk_level"]
+)
+
+BATCH_JOB_ROWS = Counter("churn_batch_job_rows_total", "Rows handled by batch scoring jobs", ["outcome"])
+BATCH_JOB_DURATION = Histogram(
+    "churn_batch_job_duration_seconds", "Wall time of finished batch scoring jobs",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+BATCH_CHUNK_DURATION = Histogram(
+    "churn_batch_chunk_duration_seconds", "Wall time of one batch scoring chunk", buckets=LATENCY_BUCKETS[4:] + (10, 30, 60)
+)
+
+INGESTION_ROWS = Counter("churn_ingestion_rows_total", "Rows ingested by outcome", ["source_kind", "outcome"])
+INGESTION_RUNS = Counter("churn_ingestion_runs_total", "Ingestion runs finished by status", ["source_kind", "status"])
+
+ACTIVE_MODEL = Gauge(
+    "churn_active_model_info", "1 for the model version this process serves", ["version", "algorithm"],
+    multiprocess_mode="liveall",
+)
+MODEL_LIVE_ACCURACY = Gauge(
+    "churn_model_live_accuracy", "Accuracy of the active model on recorded outcomes", ["model_version"],
+    multiprocess_mode="mostrecent",
+)
+MODEL_LIVE_AUC = Gauge(
+    "churn_model_live_auc", "ROC AUC of the active model on recorded outcomes", ["model_version"],
+    multiprocess_mode="mostrecent",
+)
+MODEL_MEAN_CONFIDENCE = Gauge(
+    "churn_model_mean_confidence", "Mean confidence max(p, 1-p) of recent predictions", ["model_version"],
+    multiprocess_mode="mostrecent",
+)
+DRIFT_PSI = Gauge(
+    "churn_drift_psi", "Population stability index of recent inputs vs the training reference", ["feature"],
+    multiprocess_mode="mostrecent",
+)
+CAMPAIGN_UPLIFT = Gauge(
+    "churn_campaign_retention_uplift", "Treatment minus control retention rate", ["campaign"],
+    multiprocess_mode="mostrecent",
+)
+
+API_REQUESTS = Counter(
+    "churn_api_requests_total", "API requests by calling department and key", ["department", "api_key", "status"]
+)
+AUTH_FAILURES = Counter("churn_auth_failures_total", "Rejected authentication attempts", ["reason"])
+
+CELERY_QUEUE_DEPTH = Gauge(
+    "churn_celery_queue_depth", "Messages waiting in a Celery queue", ["queue"], multiprocess_mode="mostrecent"
+)
+CELERY_TASKS = Counter("churn_celery_tasks_total", "Celery tasks finished by outcome", ["task", "outcome"])
