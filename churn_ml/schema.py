@@ -37,7 +37,7 @@ ENUM_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "gender": ("female", "male"),
     "multiple_lines": PHONE_LINES,
     "internet_service": ("DSL", "Fiber optic", "No"),
-    **{name: INTERNET_ADDONS for name in INTERNET_ADDON_FIELDS},
+    **dict.fromkeys(INTERNET_ADDON_FIELDS, INTERNET_ADDONS),
     "contract_type": ("Month-to-month", "One year", "Two year"),
     "payment_method": ("Electronic check", "Mailed check", "Bank transfer", "Credit card"),
 }

@@ -1,0 +1,407 @@
+"""Feature engineering: from the contract's canonical columns to the model's inputs.
+
+Input is the canonical form produced by :mod:`churn_ml.schema` (a mapping of contract field
+name -> numpy column, or a DataFrame with those columns): bools are ``bool``, enumerations are
+canonical strings (``None`` where absent), numbers are ``float64`` with NaN for null.
+
+Output is an :class:`EngineeredColumns`: every categorical feature as integer codes into a fixed
+category list (``-1`` for an unknown or absent value) and every numeric feature as ``float64``.
+Codes rather than strings because the compiled scorer turns a code into a weight with one array
+lookup, which is what lets it score a million customers a second; the sklearn reference
+pipeline gets the same features as strings through :class:`FeatureTransformer`.
+
+The features, and why each exists:
+
+* the enumerations (contract, internet service, add-ons, payment method, phone lines) one-hot;
+  ``gender`` is left out on purpose: it carries no signal on the Telco data (CV ROC AUC
+  unchanged to the third decimal) and is a protected attribute we do not want a retention
+  decision to lean on;
+* the five booleans as 0/1;
+* tenure, both raw and ``log1p`` (churn risk falls steeply in the first months, then flattens),
+  plus tenure buckets (0-6, 7-12, 13-24, 25-48, 49+ months) for the remaining non-linearity;
+* monthly charges, total charges (missing total imputed as tenure x monthly charges, flagged by
+  ``total_charges_missing``) and its ``log1p``;
+* the average charge per tenure month (total / tenure) and the charge trend (monthly charge
+  minus that average: positive when the bill has risen);
+* the number of subscribed services (phone, extra lines, internet, six add-ons);
+* ``age`` and ``log1p(income)`` imputed with the training median and flagged when missing; on
+  Telco both are always missing, so the columns are constant and their weight is exactly zero;
+* two interactions, month-to-month x log tenure and fiber x log tenure: the tenure effect is much
+  stronger for month-to-month and fiber customers.
+
+Attribution rule (used by the scorer's explanations): every feature names the contract fields it
+comes from (``sources``); a feature's contribution is split equally among its sources, so the
+per-field contributions still add up exactly to the model's logit. For example the average
+charge per month comes from ``total_charges`` and ``tenure_months`` and gives half of its
+contribution to each.
+
+:func:`FeatureBuilder.transform` (vectorised) and :func:`FeatureBuilder.transform_one` (pure
+Python, for the single-record fast path) implement the same formulas; a test checks they agree
+on every row of the demo file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, FIELD_ORDER, INTERNET_ADDON_FIELDS
+
+FEATURE_SPEC_VERSION: Final = "1"
+"""Bump whenever a formula, a category list or the feature order changes: a scorer refuses to
+load with a different version, because its weights would then be applied to the wrong inputs."""
+
+UNKNOWN_CATEGORY: Final = "__unknown__"
+"""What the sklearn pipeline sees for an absent or unknown enumeration value (one-hot: all zero)."""
+
+# Upper bounds (inclusive) of the tenure buckets, in months.
+TENURE_BUCKET_EDGES: Final = (6.0, 12.0, 24.0, 48.0)
+TENURE_BUCKETS: Final = ("0-6", "7-12", "13-24", "25-48", "49+")
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A feature one-hot encoded over a fixed category list."""
+
+    name: str
+    categories: tuple[str, ...]
+    sources: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A float feature."""
+
+    name: str
+    sources: tuple[str, ...]
+    description: str
+
+
+MODEL_ENUM_FIELDS: Final = tuple(name for name in ENUM_FIELDS if name != "gender")
+
+CATEGORICAL_FEATURES: Final[tuple[CategoricalFeature, ...]] = (
+    *(CategoricalFeature(name, ENUM_FIELDS[name], (name,), f"{name} one-hot") for name in MODEL_ENUM_FIELDS),
+    CategoricalFeature("tenure_bucket", TENURE_BUCKETS, ("tenure_months",), "tenure in months, bucketed"),
+)
+
+_SERVICE_SOURCES: Final = ("phone_service", "multiple_lines", "internet_service", *INTERNET_ADDON_FIELDS)
+
+NUMERIC_FEATURES: Final[tuple[NumericFeature, ...]] = (
+    *(NumericFeature(name, (name,), f"{name} as 0/1") for name in BOOL_FIELDS),
+    NumericFeature("tenure_months", ("tenure_months",), "tenure in months"),
+    NumericFeature("log_tenure", ("tenure_months",), "log1p(tenure in months)"),
+    NumericFeature("monthly_charges", ("monthly_charges",), "monthly charges"),
+    NumericFeature("total_charges", ("total_charges",), "total charges, tenure x monthly when missing"),
+    NumericFeature("log_total_charges", ("total_charges",), "log1p(imputed total charges)"),
+    NumericFeature(
+        "avg_monthly_charge",
+        ("total_charges", "tenure_months"),
+        "total charges / tenure (monthly charges when tenure is 0)",
+    ),
+    NumericFeature(
+        "charge_trend",
+        ("monthly_charges", "total_charges", "tenure_months"),
+        "monthly charges minus the average charge per tenure month",
+    ),
+    NumericFeature("services_count", _SERVICE_SOURCES, "number of subscribed services (0..9)"),
+    NumericFeature("total_charges_missing", ("total_charges",), "1 when total charges were null"),
+    NumericFeature("age", ("age",), "age, training median when missing"),
+    NumericFeature("age_missing", ("age",), "1 when age was null"),
+    NumericFeature("log_income", ("income",), "log1p(income), training median when missing"),
+    NumericFeature("income_missing", ("income",), "1 when income was null"),
+    NumericFeature(
+        "month_to_month_x_log_tenure",
+        ("contract_type", "tenure_months"),
+        "log1p(tenure) for month-to-month contracts, else 0",
+    ),
+    NumericFeature(
+        "fiber_x_log_tenure",
+        ("internet_service", "tenure_months"),
+        "log1p(tenure) for fiber optic internet, else 0",
+    ),
+)
+
+CATEGORICAL_NAMES: Final = tuple(f.name for f in CATEGORICAL_FEATURES)
+NUMERIC_NAMES: Final = tuple(f.name for f in NUMERIC_FEATURES)
+
+ATTRIBUTION_FIELDS: Final = tuple(
+    name for name in FIELD_ORDER if any(name in f.sources for f in (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES))
+)
+"""The contract fields that explanations can name, in contract order (every field but gender)."""
+
+# Required inputs: a mapping without them cannot be scored. The optional ones default to null.
+REQUIRED_INPUTS: Final = (
+    *BOOL_FIELDS[1:],
+    *MODEL_ENUM_FIELDS,
+    "tenure_months",
+    "monthly_charges",
+)
+_OPTIONAL_NUMBERS: Final = ("total_charges", "age", "income")
+
+# Category positions the formulas need, looked up once.
+_YES: Final = 0  # "Yes" is first in both YES/NO enumerations used below
+_INTERNET_NO: Final = ENUM_FIELDS["internet_service"].index("No")
+_FIBER: Final = ENUM_FIELDS["internet_service"].index("Fiber optic")
+_MONTH_TO_MONTH: Final = ENUM_FIELDS["contract_type"].index("Month-to-month")
+assert ENUM_FIELDS["multiple_lines"][_YES] == "Yes"
+assert all(ENUM_FIELDS[name][_YES] == "Yes" for name in INTERNET_ADDON_FIELDS)
+
+_CATEGORY_INDEX: Final[dict[str, dict[str, int]]] = {
+    f.name: {value: i for i, value in enumerate(f.categories)} for f in CATEGORICAL_FEATURES
+}
+
+
+@dataclass(frozen=True)
+class EngineeredColumns:
+    """The model inputs for n rows: category codes (-1 = unknown) and float columns."""
+
+    n: int
+    codes: dict[str, np.ndarray]
+    numeric: dict[str, np.ndarray]
+
+    def matrix(self) -> np.ndarray:
+        """The numeric features as an (n, len(NUMERIC_NAMES)) float64 matrix, in spec order."""
+        out = np.empty((self.n, len(NUMERIC_NAMES)), dtype=np.float64)
+        for j, name in enumerate(NUMERIC_NAMES):
+            out[:, j] = self.numeric[name]
+        return out
+
+
+def as_columns(data: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
+    """A DataFrame or mapping of columns as a dict of numpy arrays keyed by field name."""
+    if isinstance(data, pd.DataFrame):
+        return {str(name): data[name].to_numpy() for name in data.columns}
+    return {name: np.asarray(values) for name, values in data.items()}
+
+
+def column_length(columns: Mapping[str, np.ndarray]) -> int:
+    """Row count of a column mapping (the length of its required columns)."""
+    for name in REQUIRED_INPUTS:
+        if name in columns:
+            return len(columns[name])
+    raise KeyError("no scoring columns given; need " + ", ".join(REQUIRED_INPUTS))
+
+
+def encode_categories(values: np.ndarray, categories: tuple[str, ...] | dict[str, int]) -> np.ndarray:
+    """Integer codes of values within categories; -1 for None or anything not listed."""
+    index = categories if isinstance(categories, dict) else {v: i for i, v in enumerate(categories)}
+    values = np.asarray(values, dtype=object)
+    if len(values) <= 32:
+        # Factorising has a fixed cost of ~20 us; a short column is cheaper done directly.
+        return np.fromiter((index.get(v, -1) for v in values), dtype=np.int16, count=len(values))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    # The extra trailing -1 makes factorize's own -1 (None/NaN) map to -1 as well.
+    lookup = np.array([index.get(u, -1) for u in uniques] + [-1], dtype=np.int16)
+    return lookup[codes]
+
+
+def _required(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    try:
+        return columns[name]
+    except KeyError:
+        raise KeyError(f"missing required scoring column {name!r}") from None
+
+
+def _float_column(columns: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    if name not in columns:
+        return np.full(n, np.nan)
+    col = np.asarray(columns[name])
+    if col.dtype == object:
+        # None marks null in object columns; float() of it would fail.
+        return np.array([np.nan if v is None else float(v) for v in col], dtype=np.float64)
+    return col.astype(np.float64, copy=False)
+
+
+def _bool_column(columns: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    if name == "senior_citizen" and name not in columns:
+        return np.zeros(n)  # the contract defaults senior_citizen to false
+    col = np.asarray(_required(columns, name))
+    if col.dtype == object:
+        col = np.array([bool(v) if v is not None else False for v in col], dtype=bool)
+    return col.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class FeatureBuilder:
+    """Computes the engineered features; holds the imputation values learnt from training data.
+
+    Frozen and JSON-able (:meth:`to_dict`) so a compiled scorer can carry it as plain data.
+    """
+
+    age_fill: float
+    income_fill: float
+    spec_version: str = FEATURE_SPEC_VERSION
+
+    @classmethod
+    def fit(cls, data: Mapping[str, Any] | pd.DataFrame) -> FeatureBuilder:
+        """Learn the imputation values (training medians) from canonical columns.
+
+        When a field is never present the fill value is 0: the imputed column is then constant
+        over the training data, so a linear model gives it weight exactly zero and the value
+        cannot matter.
+        """
+        columns = as_columns(data)
+        n = column_length(columns)
+        return cls(
+            age_fill=_median_or_zero(_float_column(columns, "age", n)),
+            income_fill=_median_or_zero(_float_column(columns, "income", n)),
+        )
+
+    def transform(self, data: Mapping[str, Any] | pd.DataFrame) -> EngineeredColumns:
+        """The features of every row, vectorised."""
+        columns = as_columns(data) if isinstance(data, pd.DataFrame) else data
+        n = column_length(columns)
+        codes = {name: encode_categories(_required(columns, name), _CATEGORY_INDEX[name]) for name in MODEL_ENUM_FIELDS}
+        _required(columns, "tenure_months")
+        _required(columns, "monthly_charges")
+        tenure = _float_column(columns, "tenure_months", n)
+        monthly = _float_column(columns, "monthly_charges", n)
+        total_raw = _float_column(columns, "total_charges", n)
+        age_raw = _float_column(columns, "age", n)
+        income_raw = _float_column(columns, "income", n)
+
+        bucket = np.searchsorted(np.asarray(TENURE_BUCKET_EDGES), tenure, side="left").astype(np.int16)
+        bucket[np.isnan(tenure)] = -1
+        codes["tenure_bucket"] = bucket
+
+        numeric: dict[str, np.ndarray] = {name: _bool_column(columns, name, n) for name in BOOL_FIELDS}
+        log_tenure = np.log1p(tenure)
+        total_missing = np.isnan(total_raw)
+        total = np.where(total_missing, tenure * monthly, total_raw)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            avg = np.where(tenure > 0, total / tenure, monthly)
+        services = numeric["phone_service"].copy()
+        services += codes["multiple_lines"] == _YES
+        services += (codes["internet_service"] >= 0) & (codes["internet_service"] != _INTERNET_NO)
+        for name in INTERNET_ADDON_FIELDS:
+            services += codes[name] == _YES
+        age_missing = np.isnan(age_raw)
+        income_missing = np.isnan(income_raw)
+
+        numeric["tenure_months"] = tenure
+        numeric["log_tenure"] = log_tenure
+        numeric["monthly_charges"] = monthly
+        numeric["total_charges"] = total
+        numeric["log_total_charges"] = np.log1p(total)
+        numeric["avg_monthly_charge"] = avg
+        numeric["charge_trend"] = monthly - avg
+        numeric["services_count"] = services
+        numeric["total_charges_missing"] = total_missing.astype(np.float64)
+        numeric["age"] = np.where(age_missing, self.age_fill, age_raw)
+        numeric["age_missing"] = age_missing.astype(np.float64)
+        numeric["log_income"] = np.log1p(np.where(income_missing, self.income_fill, income_raw))
+        numeric["income_missing"] = income_missing.astype(np.float64)
+        numeric["month_to_month_x_log_tenure"] = np.where(codes["contract_type"] == _MONTH_TO_MONTH, log_tenure, 0.0)
+        numeric["fiber_x_log_tenure"] = np.where(codes["internet_service"] == _FIBER, log_tenure, 0.0)
+        return EngineeredColumns(n=n, codes=codes, numeric=numeric)
+
+    def transform_one(self, record: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
+        """The features of one record (a dict of canonical Python values), in pure Python.
+
+        Same formulas as :meth:`transform`; about 5 us instead of ~150 us for numpy on one row.
+        """
+        codes = {name: _CATEGORY_INDEX[name].get(record.get(name), -1) for name in MODEL_ENUM_FIELDS}
+        tenure = _to_float(record.get("tenure_months"))
+        monthly = _to_float(record.get("monthly_charges"))
+        total_raw = _to_float(record.get("total_charges"))
+        age_raw = _to_float(record.get("age"))
+        income_raw = _to_float(record.get("income"))
+
+        if tenure != tenure:  # NaN
+            codes["tenure_bucket"] = -1
+        else:
+            bucket = 0
+            for edge in TENURE_BUCKET_EDGES:
+                if tenure > edge:
+                    bucket += 1
+            codes["tenure_bucket"] = bucket
+
+        numeric = {name: 1.0 if record.get(name) else 0.0 for name in BOOL_FIELDS}
+        log_tenure = math.log1p(tenure) if tenure == tenure else math.nan
+        total_missing = total_raw != total_raw
+        total = tenure * monthly if total_missing else total_raw
+        avg = total / tenure if tenure > 0 else monthly
+        internet = codes["internet_service"]
+        has_internet = internet >= 0 and internet != _INTERNET_NO
+        services = numeric["phone_service"] + (codes["multiple_lines"] == _YES) + has_internet
+        for name in INTERNET_ADDON_FIELDS:
+            services += codes[name] == _YES
+        age_missing = age_raw != age_raw
+        income_missing = income_raw != income_raw
+        income = self.income_fill if income_missing else income_raw
+
+        numeric["tenure_months"] = tenure
+        numeric["log_tenure"] = log_tenure
+        numeric["monthly_charges"] = monthly
+        numeric["total_charges"] = total
+        numeric["log_total_charges"] = math.log1p(total) if total == total else math.nan
+        numeric["avg_monthly_charge"] = avg
+        numeric["charge_trend"] = monthly - avg
+        numeric["services_count"] = float(services)
+        numeric["total_charges_missing"] = 1.0 if total_missing else 0.0
+        numeric["age"] = self.age_fill if age_missing else age_raw
+        numeric["age_missing"] = 1.0 if age_missing else 0.0
+        numeric["log_income"] = math.log1p(income)
+        numeric["income_missing"] = 1.0 if income_missing else 0.0
+        numeric["month_to_month_x_log_tenure"] = log_tenure if codes["contract_type"] == _MONTH_TO_MONTH else 0.0
+        numeric["fiber_x_log_tenure"] = log_tenure if internet == _FIBER else 0.0
+        return codes, numeric
+
+    def to_frame(self, engineered: EngineeredColumns) -> pd.DataFrame:
+        """The features as a DataFrame for sklearn: categories as strings, numbers as floats."""
+        data: dict[str, np.ndarray] = {}
+        for feature in CATEGORICAL_FEATURES:
+            # Index -1 picks the trailing UNKNOWN_CATEGORY entry.
+            labels = np.array([*feature.categories, UNKNOWN_CATEGORY], dtype=object)
+            data[feature.name] = labels[engineered.codes[feature.name]]
+        data.update(engineered.numeric)
+        return pd.DataFrame(data, columns=[*CATEGORICAL_NAMES, *NUMERIC_NAMES])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {"spec_version": self.spec_version, "age_fill": self.age_fill, "income_fill": self.income_fill}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureBuilder:
+        """Inverse of :meth:`to_dict`; refuses another feature spec version."""
+        version = str(data.get("spec_version"))
+        if version != FEATURE_SPEC_VERSION:
+            raise ValueError(f"feature spec version {version!r} does not match this code's {FEATURE_SPEC_VERSION!r}")
+        return cls(age_fill=float(data["age_fill"]), income_fill=float(data["income_fill"]))
+
+
+def _median_or_zero(values: np.ndarray) -> float:
+    present = values[~np.isnan(values)]
+    return float(np.median(present)) if len(present) else 0.0
+
+
+def _to_float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+class FeatureTransformer(TransformerMixin, BaseEstimator):
+    """sklearn adapter around :class:`FeatureBuilder` for the reference pipeline.
+
+    Accepts a canonical DataFrame (or mapping of columns) and returns a DataFrame of the
+    engineered features, categoricals as strings so a OneHotEncoder can take them.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
+        self.builder_ = FeatureBuilder.fit(X)
+        return self
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        columns = as_columns(X)
+        return self.builder_.to_frame(self.builder_.transform(columns))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.array([*CATEGORICAL_NAMES, *NUMERIC_NAMES], dtype=object)
