@@ -40,6 +40,10 @@ def json_error(status: int, code: str, detail: str, errors: Any = None) -> JsonR
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("too_large", "The request body is larger than the server accepts."), status=413)
+    from modelregistry.loader import ModelUnavailable
+
+    if isinstance(exc, ModelUnavailable):
+        return Response(error_body("model_unavailable", f"Scoring is unavailable: {exc}"), status=503)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

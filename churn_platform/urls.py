@@ -7,6 +7,8 @@ from churn_platform import health
 api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("customers.api.urls")),
+    path("", include("modelregistry.api.urls")),
+    path("", include("predictions.api.urls")),
 ]
 
 urlpatterns = [

@@ -87,7 +87,7 @@ def load_version(version: ModelVersion) -> Any:
         raise ArtifactIntegrityError(f"model {version.version} has no artifact")
     with version.artifact.open("rb") as fh:
         data = fh.read()
-    return load_artifact(data, version.artifact_sha256)
+    return load_artifact(data, version.artifact_sha256, load_pipeline=False)
 
 
 def active_model() -> LoadedModel:

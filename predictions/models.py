@@ -45,6 +45,7 @@ class PredictionSource(models.TextChoices):
     API = "api", "API"
     BATCH_REQUEST = "api_batch", "API batch"
     JOB = "job", "Batch job"
+    RESCORE = "rescore", "Re-score after a data change"
 
 
 class Prediction(models.Model):

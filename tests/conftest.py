@@ -61,3 +61,48 @@ def staff_user(department):
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+DEMO_CSV = "data/telco_customer_churn.csv"
+
+
+@pytest.fixture(scope="session")
+def demo_training_data():
+    from churn_ml.schema import load_telco_csv
+
+    return load_telco_csv(DEMO_CSV)
+
+
+@pytest.fixture(scope="session")
+def trained_model(demo_training_data):
+    """A logistic model trained once per test session on the bundled Telco data."""
+    from churn_ml.training import train
+
+    frame, labels = demo_training_data
+    return train(frame, labels, seed=42, algorithm="logistic")
+
+
+@pytest.fixture
+def register_model(db, trained_model):
+    """register_model(activate=True, roc_auc=None) -> ModelVersion; metrics can be overridden."""
+    from modelregistry.services import model_promote, model_version_register
+
+    def make(*, activate: bool = True, roc_auc: float | None = None):  # type: ignore[no-untyped-def]
+        version = model_version_register(trained=trained_model, training_source="tests")
+        if roc_auc is not None:
+            version.metrics = {**version.metrics, "roc_auc": roc_auc}
+            version.save(update_fields=["metrics"])
+        if activate:
+            from accounts.services import SYSTEM
+
+            version = model_promote(version=version.version, actor=SYSTEM)
+        return version
+
+    return make
+
+
+@pytest.fixture
+def active_version(register_model):
+    return register_model(activate=True)

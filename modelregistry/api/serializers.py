@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from modelregistry.models import ModelEvent, ModelVersion
+
+
+class ModelEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelEvent
+        fields = ("kind", "actor_label", "details", "created_at")
+        read_only_fields = fields
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    previous_active = serializers.CharField(source="previous_active.version", default=None)
+
+    class Meta:
+        model = ModelVersion
+        fields = ("version", "algorithm", "status", "metrics", "artifact_sha256", "artifact_size",
+                  "feature_spec_version", "schema_version", "training_data_sha256", "training_rows",
+                  "training_source", "trained_by", "promoted_by", "promoted_at", "previous_active", "notes",
+                  "error", "created_at", "updated_at")
+        read_only_fields = fields
+
+
+class ModelVersionDetailSerializer(ModelVersionSerializer):
+    events = ModelEventSerializer(many=True, read_only=True)
+
+    class Meta(ModelVersionSerializer.Meta):
+        fields = (*ModelVersionSerializer.Meta.fields, "events")
+        read_only_fields = fields
+
+
+class PromoteSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class TrainRequestSerializer(serializers.Serializer):
+    activate = serializers.BooleanField(default=False)
+    algorithm = serializers.ChoiceField(choices=["auto", "logistic", "gradient_boosting"], default="auto")
