@@ -1,17 +1,47 @@
-"""The Celery application. Workers: `celery -A churn_platform worker -Q interactive,batch,training,ingestion`."""
+"""The Celery application. Workers: `celery -A churn_platform worker -Q interactive,batch,training,ingestion`.
+
+Signal handlers carry the request id of the web request that started a task into the task's logs,
+count task outcomes and run times (churn_celery_tasks_total, churn_celery_task_duration_seconds),
+and serve the worker's metrics on CELERY_METRICS_PORT for Prometheus. With the prefork pool each
+child process writes its values under PROMETHEUS_MULTIPROC_DIR and the main process sums them.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from contextvars import Token
+from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_prerun, task_postrun
+from celery.signals import (
+    before_task_publish,
+    task_failure,
+    task_internal_error,
+    task_postrun,
+    task_prerun,
+    task_rejected,
+    task_retry,
+    task_revoked,
+    task_success,
+    task_unknown,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "churn_platform.settings")
 
 app = Celery("churn_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRICS_PORT = 9808
+# task id -> (start time, request-id token to restore); per process, a task runs in one process.
+_running: dict[str, tuple[float, Token[str | None]]] = {}
 
 
 @before_task_publish.connect
@@ -25,16 +55,111 @@ def _attach_request_id(headers: dict | None = None, **_: object) -> None:
 
 
 @task_prerun.connect
-def _restore_request_id(task: object = None, **_: object) -> None:
-    from churn_platform.logging import set_request_id
+def _task_started(task_id: str | None = None, task: Any = None, **_: object) -> None:
+    from churn_platform.logging import bind_request_id, current_request_id
 
     request = getattr(task, "request", None)
     request_id = getattr(request, "request_id", None) or (getattr(request, "headers", None) or {}).get("request_id")
-    set_request_id(request_id or f"task-{getattr(request, 'id', '') or ''}")
+    if getattr(request, "is_eager", False):
+        # An eager task runs inside the request that started it: keep that request's id.
+        request_id = current_request_id() or request_id
+    token = bind_request_id(request_id or f"task-{task_id or ''}")
+    if task_id:
+        _running[task_id] = (time.monotonic(), token)
 
 
 @task_postrun.connect
-def _clear_request_id(**_: object) -> None:
-    from churn_platform.logging import set_request_id
+def _task_finished(task_id: str | None = None, task: Any = None, **_: object) -> None:
+    from churn_platform.logging import reset_request_id
+    from churn_platform.metrics import CELERY_TASK_DURATION
 
-    set_request_id(None)
+    started = _running.pop(task_id or "", None)
+    if started is None:
+        return
+    CELERY_TASK_DURATION.labels(task=_task_name(task)).observe(time.monotonic() - started[0])
+    reset_request_id(started[1])
+
+
+def _task_name(task: Any) -> str:
+    return str(getattr(task, "name", None) or task or "unknown")
+
+
+def _count(outcome: str, sender: Any) -> None:
+    from churn_platform.metrics import CELERY_TASKS
+
+    CELERY_TASKS.labels(task=_task_name(sender), outcome=outcome).inc()
+
+
+@task_success.connect
+def _task_succeeded(sender: Any = None, **_: object) -> None:
+    _count("success", sender)
+
+
+@task_failure.connect
+def _task_failed(sender: Any = None, **_: object) -> None:
+    _count("failure", sender)
+
+
+@task_retry.connect
+def _task_retried(sender: Any = None, **_: object) -> None:
+    _count("retry", sender)
+
+
+@task_revoked.connect
+def _task_revoked(sender: Any = None, request: Any = None, **_: object) -> None:
+    _count("revoked", sender or getattr(request, "task", None))
+
+
+@task_internal_error.connect
+def _task_internal_error(sender: Any = None, **_: object) -> None:
+    _count("internal_error", sender)
+
+
+@task_rejected.connect
+def _task_rejected(message: Any = None, **_: object) -> None:
+    headers = getattr(message, "headers", None) or {}
+    _count("rejected", headers.get("task"))
+
+
+@task_unknown.connect
+def _task_unknown(name: str | None = None, **_: object) -> None:
+    _count("unknown", name)
+
+
+# --- worker metrics endpoint ----------------------------------------------------------------
+
+
+@worker_init.connect
+def _reset_multiprocess_dir(**_: object) -> None:
+    """Start from an empty PROMETHEUS_MULTIPROC_DIR: files of an earlier run would be summed in.
+
+    Give each worker (container, pod) its own directory; never share it with gunicorn's.
+    """
+    from churn_platform.multiprocess import reset_multiprocess_dir
+
+    reset_multiprocess_dir()
+
+
+@worker_ready.connect
+def _serve_worker_metrics(sender: Any = None, **_: object) -> None:
+    port = int(os.environ.get("CELERY_METRICS_PORT", DEFAULT_METRICS_PORT))
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    from churn_platform.collectors import multiprocess_enabled, scrape_registry
+
+    if not multiprocess_enabled():
+        logger.warning(
+            "PROMETHEUS_MULTIPROC_DIR is not set: task metrics of prefork children will be missing from :%s", port
+        )
+    address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 - scraped from other hosts
+    start_http_server(port, addr=address, registry=scrape_registry(app_state=False))
+    logger.info("Serving worker metrics on %s:%s/metrics", address, port)
+
+
+@worker_process_shutdown.connect
+def _forget_child(pid: int | None = None, **_: object) -> None:
+    from churn_platform.multiprocess import mark_dead
+
+    mark_dead(pid or os.getpid())

@@ -1,7 +1,10 @@
 """The platform's own Prometheus metrics, defined once; apps import and update them.
 
-Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR so that every worker's values
-are summed at /metrics; gauges declare how they combine across processes.
+Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR makes every worker write its values
+to files that /metrics sums (gunicorn.conf.py sets it up); gauges declare how they combine across
+processes. Values that are cheaper to read than to keep up to date (Celery queue depth, the
+registry's active model, container CPU) are computed when Prometheus scrapes, by
+churn_platform.collectors, and have no object here.
 """
 
 from __future__ import annotations
@@ -67,7 +70,13 @@ API_REQUESTS = Counter(
 )
 AUTH_FAILURES = Counter("churn_auth_failures_total", "Rejected authentication attempts", ["reason"])
 
-CELERY_QUEUE_DEPTH = Gauge(
-    "churn_celery_queue_depth", "Messages waiting in a Celery queue", ["queue"], multiprocess_mode="mostrecent"
-)
+# churn_celery_queue_depth{queue} is computed at scrape time from the broker (churn_platform.collectors).
 CELERY_TASKS = Counter("churn_celery_tasks_total", "Celery tasks finished by outcome", ["task", "outcome"])
+CELERY_TASK_DURATION = Histogram(
+    "churn_celery_task_duration_seconds", "Run time of Celery tasks", ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600),
+)
+
+METRICS_COLLECTOR_ERRORS = Counter(
+    "churn_metrics_collector_errors_total", "Scrape-time collectors that could not read their source", ["collector"]
+)

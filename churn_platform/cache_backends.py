@@ -1,0 +1,46 @@
+"""Django's Redis and local-memory caches, counting gets, hits, misses and failures into
+django-prometheus's cache metrics (django_cache_get_total, django_cache_get_hits_total, ...).
+
+django-prometheus ships such backends, but its Redis one needs the django-redis package and its
+local-memory one returns the default for cached falsy values (0, "", False); these keep Django's
+semantics exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache.backends.locmem import LocMemCache as DjangoLocMemCache
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django_prometheus.cache.metrics import (
+    django_cache_get_fail_total,
+    django_cache_get_total,
+    django_cache_hits_total,
+    django_cache_misses_total,
+)
+
+_MISSING = object()
+
+
+def _counted_get(backend: str, get: Any, key: Any, default: Any, version: Any) -> Any:
+    django_cache_get_total.labels(backend=backend).inc()
+    try:
+        value = get(key, _MISSING, version=version)
+    except Exception:
+        django_cache_get_fail_total.labels(backend=backend).inc()
+        raise
+    if value is _MISSING:
+        django_cache_misses_total.labels(backend=backend).inc()
+        return default
+    django_cache_hits_total.labels(backend=backend).inc()
+    return value
+
+
+class RedisCache(DjangoRedisCache):
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        return _counted_get("redis", super().get, key, default, version)
+
+
+class LocMemCache(DjangoLocMemCache):
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        return _counted_get("locmem", super().get, key, default, version)
