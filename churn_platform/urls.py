@@ -7,6 +7,7 @@ from churn_platform import health, observability
 api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("customers.api.urls")),
+    path("", include("campaigns.api.urls")),
     path("", include("modelregistry.api.urls")),
     path("", include("predictions.api.urls")),
 ]

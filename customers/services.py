@@ -200,6 +200,10 @@ def outcome_record(
         obj=outcome,
         details={"customer_id": customer_id, "churned": churned, "observed_at": observed_at.isoformat()},
     )
+    # A recorded outcome also settles the customer's campaign follow-ups, in this same transaction.
+    from campaigns.services import campaign_targets_apply_outcomes
+
+    campaign_targets_apply_outcomes(customer_ids=[customer_id], actor=actor)
     return outcome, created
 
 
@@ -219,4 +223,7 @@ def outcomes_bulk_record(
         unique_fields=["customer", "observed_at", "source"],
         update_fields=["churned", "updated_at"],
     )
+    from campaigns.services import campaign_targets_apply_outcomes
+
+    campaign_targets_apply_outcomes(customer_ids=list(ids))
     return len(objs)

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from campaigns.models import (
+    CampaignAction,
+    CampaignTarget,
+    FollowUpStatus,
+    RetentionCampaign,
+    TargetNote,
+    TargetOutcome,
+)
+from campaigns.selectors import AssigneeEffect, Effectiveness
+from campaigns.stats import Effect, GroupCounts
+from predictions.models import RiskLevel
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input serializer that refuses fields it does not know (the contract: unknown fields are errors)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class TargetRuleSerializer(serializers.Serializer):
+    risk_levels = serializers.ListField(child=serializers.CharField(), source="target_risk_levels")
+    min_probability = serializers.FloatField(source="target_min_probability", allow_null=True)
+    filters = serializers.DictField(source="target_filters")
+
+
+class CampaignCountsSerializer(serializers.Serializer):
+    targets = serializers.IntegerField(source="target_count")
+    treatment = serializers.IntegerField(source="treatment_count")
+    control = serializers.IntegerField(source="control_count")
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    """A retention campaign: its rule, its action, its control share and how many it enrolled."""
+
+    department = serializers.CharField(source="department.name")
+    owner = serializers.CharField(source="owner.username", default=None)
+    target_rule = TargetRuleSerializer(source="*")
+    discount_percent = serializers.FloatField(allow_null=True)
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RetentionCampaign
+        fields = (
+            "id", "name", "goal", "department", "owner", "status", "target_rule", "action", "discount_percent",
+            "action_details", "control_share", "start_date", "end_date", "horizon_months", "offer_months",
+            "follow_up_days", "counts", "enrolled_at", "closed_at", "created_at", "updated_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_counts(self, obj: RetentionCampaign) -> dict[str, int] | None:
+        if not hasattr(obj, "target_count"):
+            return None
+        return CampaignCountsSerializer(obj).data  # type: ignore[return-value]
+
+
+class CampaignCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    goal = serializers.CharField(required=False, allow_blank=True, default="")
+    owner = serializers.CharField(required=False, allow_null=True, default=None, help_text="A staff username.")
+    department = serializers.CharField(
+        required=False, allow_null=True, default=None, help_text="Superusers only: the owning department's name."
+    )
+    target_risk_levels = serializers.ListField(
+        child=serializers.ChoiceField(choices=RiskLevel.values), required=False, default=list
+    )
+    target_min_probability = serializers.FloatField(required=False, allow_null=True, default=None)
+    target_filters = serializers.DictField(required=False, default=dict)
+    action = serializers.ChoiceField(choices=CampaignAction.values)
+    discount_percent = serializers.DecimalField(
+        max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
+    )
+    action_details = serializers.CharField(required=False, allow_blank=True, default="")
+    control_share = serializers.FloatField(required=False, default=0.10)
+    start_date = serializers.DateField(required=False, allow_null=True, default=None)
+    end_date = serializers.DateField(required=False, allow_null=True, default=None)
+    horizon_months = serializers.IntegerField(required=False, default=12)
+    offer_months = serializers.IntegerField(required=False, default=3)
+    follow_up_days = serializers.IntegerField(required=False, default=7)
+
+
+class EnrolSerializer(StrictSerializer):
+    assignees = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list,
+        help_text="Staff usernames; treatment targets are dealt round-robin among them.",
+    )
+    limit = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+class EnrolResultSerializer(serializers.Serializer):
+    matched = serializers.IntegerField()
+    enrolled = serializers.IntegerField()
+    treatment = serializers.IntegerField()
+    control = serializers.IntegerField()
+    already_enrolled = serializers.IntegerField()
+    in_other_campaign = serializers.IntegerField()
+    over_limit = serializers.IntegerField()
+    campaign = CampaignSerializer()
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author_label")
+
+    class Meta:
+        model = TargetNote
+        fields = ("id", "author", "text", "created_at")
+        read_only_fields = fields
+
+
+class QualifyingPredictionSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField(source="prediction.prediction_id", default=None)
+    churn_probability = serializers.FloatField(source="qualifying_probability")
+    risk_level = serializers.CharField(source="qualifying_risk_level")
+
+
+class CampaignTargetSerializer(serializers.ModelSerializer):
+    """One follow-up: the customer, its group, who handles it, its status, outcome and notes."""
+
+    customer_id = serializers.CharField(source="customer.customer_id")
+    campaign = serializers.IntegerField(source="campaign_id")
+    assignee = serializers.CharField(source="assignee.username", default=None)
+    qualifying_prediction = QualifyingPredictionSerializer(source="*")
+    notes = NoteSerializer(many=True)
+
+    class Meta:
+        model = CampaignTarget
+        fields = (
+            "id", "campaign", "customer_id", "group", "assignee", "follow_up_status", "due_date", "contacted_at",
+            "outcome", "outcome_source", "outcome_at", "qualifying_prediction", "monthly_charges", "notes",
+            "created_at", "updated_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class CampaignTargetUpdateSerializer(StrictSerializer):
+    follow_up_status = serializers.ChoiceField(choices=FollowUpStatus.values, required=False)
+    assignee = serializers.CharField(required=False, allow_null=True, help_text="A staff username; null unassigns.")
+    due_date = serializers.DateField(required=False, allow_null=True)
+    outcome = serializers.ChoiceField(choices=TargetOutcome.values, required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=5000, help_text="Adds a note.")
+
+
+# --- effectiveness: one mapper from the selector's dataclasses to the public JSON ----------------
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _group_as_dict(counts: GroupCounts) -> dict[str, Any]:
+    return {
+        "targets": counts.targets,
+        "outcomes_known": counts.known,
+        "retained": counts.retained,
+        "churned": counts.known - counts.retained,
+        "retention_rate": _round(counts.retention_rate, 4),
+    }
+
+
+def _effect_as_dict(effect: Effect) -> dict[str, Any]:
+    return {
+        "uplift": _round(effect.uplift, 4),
+        "uplift_ci_95": None
+        if effect.uplift is None
+        else {"low": _round(effect.uplift_low, 4), "high": _round(effect.uplift_high, 4)},
+        "customers_saved": _round(effect.customers_saved, 2),
+        "revenue_kept": _round(effect.revenue_kept, 2),
+        "offer_cost": round(effect.offer_cost, 2),
+        "net_value": _round(effect.net_value, 2),
+    }
+
+
+def _assignee_as_dict(row: AssigneeEffect) -> dict[str, Any]:
+    return {
+        "assignee": row.assignee if row.assignee_id is not None else None,
+        "treatment": _group_as_dict(row.counts),
+        **_effect_as_dict(row.effect),
+        "progress": row.progress,
+    }
+
+
+def effectiveness_as_dict(result: Effectiveness) -> dict[str, Any]:
+    return {
+        "campaign_id": result.campaign_id,
+        "targets": result.targets,
+        "outcomes_known": result.outcomes_known,
+        "treatment": _group_as_dict(result.treatment),
+        "control": _group_as_dict(result.control),
+        **_effect_as_dict(result.effect),
+        "interval_method": result.interval_method,
+        "confidence_level": result.confidence_level,
+        "horizon_months": result.horizon_months,
+        "progress": result.progress,
+        "followed_up_share": _round(result.followed_up_share, 4),
+        "per_assignee": [_assignee_as_dict(row) for row in result.per_assignee],
+    }
+
+
+class GroupResultSerializer(serializers.Serializer):
+    targets = serializers.IntegerField()
+    outcomes_known = serializers.IntegerField()
+    retained = serializers.IntegerField()
+    churned = serializers.IntegerField()
+    retention_rate = serializers.FloatField(allow_null=True)
+
+
+class IntervalSerializer(serializers.Serializer):
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+
+
+class AssigneeResultSerializer(serializers.Serializer):
+    assignee = serializers.CharField(allow_null=True)
+    treatment = GroupResultSerializer()
+    uplift = serializers.FloatField(allow_null=True)
+    uplift_ci_95 = IntervalSerializer(allow_null=True)
+    customers_saved = serializers.FloatField(allow_null=True)
+    revenue_kept = serializers.FloatField(allow_null=True)
+    offer_cost = serializers.FloatField()
+    net_value = serializers.FloatField(allow_null=True)
+    progress = serializers.DictField(child=serializers.IntegerField())
+
+
+class EffectivenessSerializer(serializers.Serializer):
+    """Documents effectiveness_as_dict for the OpenAPI schema."""
+
+    campaign_id = serializers.IntegerField()
+    targets = serializers.IntegerField()
+    outcomes_known = serializers.IntegerField()
+    treatment = GroupResultSerializer()
+    control = GroupResultSerializer()
+    uplift = serializers.FloatField(allow_null=True)
+    uplift_ci_95 = IntervalSerializer(allow_null=True)
+    customers_saved = serializers.FloatField(allow_null=True)
+    revenue_kept = serializers.FloatField(allow_null=True)
+    offer_cost = serializers.FloatField()
+    net_value = serializers.FloatField(allow_null=True)
+    interval_method = serializers.CharField()
+    confidence_level = serializers.FloatField()
+    horizon_months = serializers.IntegerField()
+    progress = serializers.DictField(child=serializers.IntegerField())
+    followed_up_share = serializers.FloatField(allow_null=True)
+    per_assignee = AssigneeResultSerializer(many=True)

@@ -1,0 +1,506 @@
+"""Reads for campaigns: matching customers, follow-up work lists, effectiveness and dashboard figures.
+
+Every list a page shows is built from a fixed number of queries whatever the number of rows
+(aggregates grouped in the database, related rows joined or prefetched), so the staff pages stay
+within their time budget with 100,000 customers and 10,000 targets.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery, Sum, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from accounts.services import Actor
+from campaigns import stats
+from campaigns.models import (
+    OPEN_FOLLOW_UP_STATUSES,
+    CampaignStatus,
+    CampaignTarget,
+    FollowUpStatus,
+    RetentionCampaign,
+    TargetGroup,
+    TargetNote,
+    TargetOutcome,
+)
+from churn_platform import metrics
+from customers.models import Customer, Outcome
+from predictions.models import Prediction, RiskLevel, RiskTierAction
+
+STAFF_GROUP = "staff"
+HIGH_RISK_LEVELS = (RiskLevel.HIGH, RiskLevel.CRITICAL)
+
+
+# --- who may do what --------------------------------------------------------------------------
+
+
+def user_is_staff_member(user: Any) -> bool:
+    """Staff pages are for active users who are Django staff or in the "staff" group."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return user.groups.filter(name=STAFF_GROUP).exists()
+
+
+def assignable_users(*, department_id: int) -> QuerySet[Any]:
+    """Staff members of a department: the people a follow-up can be given to."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, membership__department_id=department_id)
+        .filter(Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name=STAFF_GROUP))
+        .distinct()
+        .order_by("username")
+    )
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+def campaign_list(*, actor: Actor) -> QuerySet[RetentionCampaign]:
+    return RetentionCampaign.objects.visible_to(
+        department_id=actor.department_id, is_superuser=actor.is_superuser
+    ).select_related("department", "owner")
+
+
+def campaign_list_with_counts(*, actor: Actor) -> QuerySet[RetentionCampaign]:
+    return campaign_list(actor=actor).annotate(
+        target_count=Count("targets"),
+        treatment_count=Count("targets", filter=Q(targets__group=TargetGroup.TREATMENT)),
+        control_count=Count("targets", filter=Q(targets__group=TargetGroup.CONTROL)),
+    )
+
+
+def campaign_get(*, actor: Actor, campaign_id: int) -> RetentionCampaign | None:
+    return campaign_list(actor=actor).filter(pk=campaign_id).first()
+
+
+def campaign_target_list(*, actor: Actor) -> QuerySet[CampaignTarget]:
+    qs = CampaignTarget.objects.select_related("campaign", "customer", "assignee")
+    return qs if actor.is_superuser else qs.filter(campaign__department_id=actor.department_id)
+
+
+def campaign_target_get(*, actor: Actor, target_id: int) -> CampaignTarget | None:
+    return campaign_target_list(actor=actor).filter(pk=target_id).first()
+
+
+# --- matching customers -------------------------------------------------------------------------
+
+
+def latest_predictions() -> QuerySet[Prediction]:
+    """Each customer's most recent prediction (ties broken by the later row)."""
+    ranked = (
+        Prediction.objects.annotate(
+            rank=Window(RowNumber(), partition_by=[F("customer_id")], order_by=[F("created_at").desc(), F("pk").desc()])
+        )
+        .filter(rank=1)
+        .values("pk")
+    )
+    return Prediction.objects.filter(pk__in=ranked)
+
+
+def _customer_filter(filters: dict[str, Any]) -> Q:
+    q = Q()
+    for name in ("contract_type", "internet_service", "payment_method"):
+        if filters.get(name):
+            q &= Q(**{f"{name}__in": filters[name]})
+    if filters.get("senior_citizen") is not None:
+        q &= Q(senior_citizen=filters["senior_citizen"])
+    bounds = {
+        "min_tenure_months": "tenure_months__gte",
+        "max_tenure_months": "tenure_months__lte",
+        "min_monthly_charges": "monthly_charges__gte",
+        "max_monthly_charges": "monthly_charges__lte",
+    }
+    for name, lookup in bounds.items():
+        if filters.get(name) is not None:
+            q &= Q(**{lookup: filters[name]})
+    return q
+
+
+@dataclass(frozen=True)
+class Candidate:
+    customer_pk: int
+    customer_id: str
+    prediction_pk: int
+    probability: float
+    risk_level: str
+    monthly_charges: float
+
+
+def campaign_candidates(*, campaign: RetentionCampaign) -> list[Candidate]:
+    """Customers whose latest prediction and record match the campaign's rule, riskiest first."""
+    predictions = latest_predictions()
+    if campaign.target_risk_levels:
+        predictions = predictions.filter(risk_level__in=campaign.target_risk_levels)
+    if campaign.target_min_probability is not None:
+        predictions = predictions.filter(churn_probability__gte=campaign.target_min_probability)
+    matched = {
+        cid: (pk, p, level)
+        for pk, cid, p, level in predictions.values_list("pk", "customer_id", "churn_probability", "risk_level")
+    }
+    if not matched:
+        return []
+    customers = Customer.objects.filter(_customer_filter(campaign.target_filters)).filter(
+        customer_id__in=predictions.values("customer_id")
+    )
+    out = [
+        Candidate(pk, cid, matched[cid][0], matched[cid][1], matched[cid][2], charges)
+        for pk, cid, charges in customers.values_list("pk", "customer_id", "monthly_charges")
+        if cid in matched
+    ]
+    out.sort(key=lambda c: (-c.probability, c.customer_id))
+    return out
+
+
+# --- effectiveness ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssigneeEffect:
+    assignee_id: int | None
+    assignee: str
+    counts: stats.GroupCounts
+    effect: stats.Effect
+    progress: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Effectiveness:
+    """What a campaign achieved, overall and per assignee, against its control group."""
+
+    campaign_id: int
+    horizon_months: int
+    treatment: stats.GroupCounts
+    control: stats.GroupCounts
+    effect: stats.Effect
+    progress: dict[str, int]
+    per_assignee: list[AssigneeEffect] = field(default_factory=list)
+    interval_method: str = "newcombe_hybrid_score"
+    confidence_level: float = 0.95
+
+    @property
+    def targets(self) -> int:
+        return self.treatment.targets + self.control.targets
+
+    @property
+    def outcomes_known(self) -> int:
+        return self.treatment.known + self.control.known
+
+    @property
+    def followed_up(self) -> int:
+        return sum(n for status, n in self.progress.items() if status != FollowUpStatus.TO_DO)
+
+    @property
+    def followed_up_share(self) -> float | None:
+        return self.followed_up / self.treatment.targets if self.treatment.targets else None
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.targets = 0
+        self.known = 0
+        self.retained = 0
+        self.charges = 0.0
+        self.offer_cost = 0.0
+        self.progress: dict[str, int] = {s.value: 0 for s in FollowUpStatus}
+
+    def add(self, *, n: int, outcome: str, status: str, charges: float, offer_cost: float) -> None:
+        self.targets += n
+        self.charges += charges
+        self.offer_cost += offer_cost
+        self.progress[status] = self.progress.get(status, 0) + n
+        if outcome != TargetOutcome.UNKNOWN:
+            self.known += n
+            if outcome == TargetOutcome.RETAINED:
+                self.retained += n
+
+    def counts(self) -> stats.GroupCounts:
+        return stats.GroupCounts(self.targets, self.known, self.retained, self.charges, self.offer_cost)
+
+
+def _offer_cost_per_charge(campaign: RetentionCampaign) -> float:
+    """Cost of an accepted offer per unit of monthly charge: percent x months."""
+    if campaign.discount_percent is None:
+        return 0.0
+    return float(campaign.discount_percent / Decimal(100)) * campaign.offer_months
+
+
+def campaign_effectiveness(*, campaign: RetentionCampaign) -> Effectiveness:
+    """Retention per group, uplift with its 95% interval, customers saved, revenue kept and offer cost.
+
+    One grouped query over the campaign's targets; per assignee, the assignee's treated
+    customers are compared with the whole control group (control customers have no assignee).
+    """
+    rows = (
+        CampaignTarget.objects.filter(campaign=campaign)
+        .values("group", "assignee_id", "outcome", "follow_up_status")
+        .annotate(n=Count("pk"), charges=Sum("monthly_charges"))
+        .order_by()
+    )
+    cost_rate = _offer_cost_per_charge(campaign)
+    treatment, control = _Tally(), _Tally()
+    by_assignee: dict[int | None, _Tally] = defaultdict(_Tally)
+    for row in rows:
+        charges = float(row["charges"] or 0.0)
+        is_accepted = row["follow_up_status"] == FollowUpStatus.OFFER_ACCEPTED
+        cost = charges * cost_rate if is_accepted and row["group"] == TargetGroup.TREATMENT else 0.0
+        args = {
+            "n": row["n"],
+            "outcome": row["outcome"],
+            "status": row["follow_up_status"],
+            "charges": charges,
+            "offer_cost": cost,
+        }
+        if row["group"] == TargetGroup.CONTROL:
+            control.add(**args)
+        else:
+            treatment.add(**args)
+            by_assignee[row["assignee_id"]].add(**args)
+    control_counts = control.counts()
+    names = dict(
+        get_user_model()
+        .objects.filter(pk__in=[pk for pk in by_assignee if pk is not None])
+        .values_list("pk", "username")
+    )
+    per_assignee = [
+        AssigneeEffect(
+            assignee_id=pk,
+            assignee=names.get(pk, "unassigned") if pk is not None else "unassigned",
+            counts=tally.counts(),
+            effect=stats.effect(tally.counts(), control_counts, horizon_months=campaign.horizon_months),
+            progress=tally.progress,
+        )
+        for pk, tally in by_assignee.items()
+    ]
+    per_assignee.sort(key=lambda a: (a.assignee_id is None, a.assignee))
+    result = Effectiveness(
+        campaign_id=campaign.pk,
+        horizon_months=campaign.horizon_months,
+        treatment=treatment.counts(),
+        control=control_counts,
+        effect=stats.effect(treatment.counts(), control_counts, horizon_months=campaign.horizon_months),
+        progress=treatment.progress,
+        per_assignee=per_assignee,
+    )
+    if result.effect.uplift is not None:
+        metrics.CAMPAIGN_UPLIFT.labels(campaign=str(campaign.pk)).set(result.effect.uplift)
+    return result
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    campaign: RetentionCampaign
+    treatment: stats.GroupCounts
+    control: stats.GroupCounts
+    effect: stats.Effect
+
+
+def campaign_results(*, actor: Actor, limit: int = 6) -> list[CampaignResult]:
+    """Retention in treatment and control for the most recent non-draft campaigns, in two queries."""
+    campaigns = list(campaign_list(actor=actor).exclude(status=CampaignStatus.DRAFT)[:limit])
+    if not campaigns:
+        return []
+    rows = (
+        CampaignTarget.objects.filter(campaign__in=campaigns)
+        .values("campaign_id", "group", "outcome")
+        .annotate(n=Count("pk"), charges=Sum("monthly_charges"))
+        .order_by()
+    )
+    tallies: dict[tuple[int, str], _Tally] = defaultdict(_Tally)
+    for row in rows:
+        tallies[(row["campaign_id"], row["group"])].add(
+            n=row["n"],
+            outcome=row["outcome"],
+            status=FollowUpStatus.TO_DO,
+            charges=float(row["charges"] or 0.0),
+            offer_cost=0.0,
+        )
+    out = []
+    for campaign in campaigns:
+        treatment = tallies[(campaign.pk, TargetGroup.TREATMENT)].counts()
+        control = tallies[(campaign.pk, TargetGroup.CONTROL)].counts()
+        out.append(
+            CampaignResult(
+                campaign, treatment, control, stats.effect(treatment, control, horizon_months=campaign.horizon_months)
+            )
+        )
+    return out
+
+
+# --- follow-up work -----------------------------------------------------------------------------
+
+FOLLOW_UP_SORTS = {
+    "due": ("due_date", "-qualifying_probability", "pk"),
+    "-due": ("-due_date", "-qualifying_probability", "pk"),
+    "risk": ("-qualifying_probability", "due_date", "pk"),
+    "customer": ("customer__customer_id", "pk"),
+    "status": ("follow_up_status", "due_date", "pk"),
+    "updated": ("-updated_at", "-pk"),
+    "campaign": ("campaign__name", "due_date", "pk"),
+}
+
+
+@dataclass(frozen=True)
+class FollowUpFilters:
+    assignee: str = "me"  # me, unassigned, all, or a user id
+    status: str = "open"  # open, any, or a FollowUpStatus value
+    campaign_id: int | None = None
+    risk_level: str = ""
+    due: str = ""  # overdue, today, week
+    outcome: str = ""
+    search: str = ""
+    sort: str = "due"
+
+
+def follow_up_list(*, actor: Actor, filters: FollowUpFilters, today: date | None = None) -> QuerySet[CampaignTarget]:
+    """Treatment targets to follow up, filtered and sorted, with the customer's current risk."""
+    today = today or timezone.localdate()
+    qs = campaign_target_list(actor=actor).filter(group=TargetGroup.TREATMENT)
+    if filters.assignee == "me":
+        qs = qs.filter(assignee_id=actor.user_id)
+    elif filters.assignee == "unassigned":
+        qs = qs.filter(assignee__isnull=True)
+    elif filters.assignee.isdigit():
+        qs = qs.filter(assignee_id=int(filters.assignee))
+    if filters.status == "open":
+        qs = qs.filter(follow_up_status__in=OPEN_FOLLOW_UP_STATUSES, campaign__status=CampaignStatus.ACTIVE)
+    elif filters.status in FollowUpStatus.values:
+        qs = qs.filter(follow_up_status=filters.status)
+    if filters.campaign_id is not None:
+        qs = qs.filter(campaign_id=filters.campaign_id)
+    if filters.risk_level in RiskLevel.values:
+        qs = qs.filter(qualifying_risk_level=filters.risk_level)
+    if filters.due == "overdue":
+        qs = qs.filter(due_date__lt=today)
+    elif filters.due == "today":
+        qs = qs.filter(due_date__lte=today)
+    elif filters.due == "week":
+        qs = qs.filter(due_date__lte=today + timedelta(days=7))
+    if filters.outcome in TargetOutcome.values:
+        qs = qs.filter(outcome=filters.outcome)
+    if filters.search:
+        qs = qs.filter(customer__customer_id__istartswith=filters.search.strip())
+    latest = Prediction.objects.filter(customer_id=OuterRef("customer__customer_id")).order_by("-created_at", "-pk")
+    qs = qs.annotate(
+        current_probability=Subquery(latest.values("churn_probability")[:1]),
+        current_risk_level=Subquery(latest.values("risk_level")[:1]),
+    )
+    return qs.order_by(*FOLLOW_UP_SORTS.get(filters.sort, FOLLOW_UP_SORTS["due"]))
+
+
+# --- a customer ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerOverview:
+    customer: Customer
+    predictions: list[Prediction]
+    latest: Prediction | None
+    tier_action: RiskTierAction | None
+    targets: list[CampaignTarget]
+    notes: list[TargetNote]
+    outcomes: list[Outcome]
+
+
+def customer_overview(*, actor: Actor, customer_id: str, history: int = 20) -> CustomerOverview | None:
+    customer = Customer.objects.filter(customer_id=customer_id).first()
+    if customer is None:
+        return None
+    predictions = list(
+        Prediction.objects.filter(customer_id=customer_id)
+        .select_related("model_version")
+        .order_by("-created_at", "-pk")[:history]
+    )
+    latest = predictions[0] if predictions else None
+    tier_action = RiskTierAction.objects.filter(risk_level=latest.risk_level).first() if latest else None
+    targets = list(campaign_target_list(actor=actor).filter(customer=customer).order_by("-created_at", "-pk"))
+    notes = (
+        list(TargetNote.objects.filter(target__in=[t.pk for t in targets]).select_related("target__campaign"))
+        if targets
+        else []
+    )
+    outcomes = list(customer.outcomes.order_by("-observed_at", "-pk")[:10])
+    return CustomerOverview(customer, predictions, latest, tier_action, targets, notes, outcomes)
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+def customers_by_risk_level() -> dict[str, int]:
+    """How many customers each risk level holds by their latest prediction; 'unscored' for the rest."""
+    counts = {level.value: 0 for level in RiskLevel}
+    rows = latest_predictions().values("risk_level").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        counts[row["risk_level"]] = row["n"]
+    counts["unscored"] = max(0, Customer.objects.count() - sum(counts.values()))
+    return counts
+
+
+def new_high_risk_per_day(*, days: int = 30, now: datetime | None = None) -> list[tuple[date, int, int]]:
+    """(day, new high, new critical) for the last ``days`` days.
+
+    A customer is new at a level on the day of their first prediction at that level.
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    first_day = today - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    firsts = (
+        Prediction.objects.filter(risk_level__in=HIGH_RISK_LEVELS)
+        .values("customer_id", "risk_level")
+        .annotate(first=Min("created_at"))
+        .filter(first__gte=since)
+        .values_list("risk_level", "first")
+        .order_by()
+    )
+    per_day: dict[date, list[int]] = {first_day + timedelta(days=i): [0, 0] for i in range(days)}
+    for level, first in firsts:
+        day = timezone.localdate(first)
+        if day in per_day:
+            per_day[day][0 if level == RiskLevel.HIGH else 1] += 1
+    return [(day, high, critical) for day, (high, critical) in sorted(per_day.items())]
+
+
+@dataclass(frozen=True)
+class OpenWork:
+    open: int
+    overdue: int
+    mine: int
+    mine_overdue: int
+    unassigned: int
+    by_status: dict[str, int]
+
+
+def open_follow_ups(*, actor: Actor, today: date | None = None) -> OpenWork:
+    today = today or timezone.localdate()
+    qs = CampaignTarget.objects.filter(group=TargetGroup.TREATMENT, campaign__status=CampaignStatus.ACTIVE)
+    if not actor.is_superuser:
+        qs = qs.filter(campaign__department_id=actor.department_id)
+    rows = (
+        qs.values("follow_up_status")
+        .annotate(
+            n=Count("pk"),
+            overdue=Count("pk", filter=Q(due_date__lt=today)),
+            mine=Count("pk", filter=Q(assignee_id=actor.user_id)),
+            mine_overdue=Count("pk", filter=Q(assignee_id=actor.user_id, due_date__lt=today)),
+            unassigned=Count("pk", filter=Q(assignee__isnull=True)),
+        )
+        .order_by()
+    )
+    by_status = {s.value: 0 for s in FollowUpStatus}
+    totals = dict.fromkeys(("open", "overdue", "mine", "mine_overdue", "unassigned"), 0)
+    for row in rows:
+        by_status[row["follow_up_status"]] = row["n"]
+        if row["follow_up_status"] in OPEN_FOLLOW_UP_STATUSES:
+            totals["open"] += row["n"]
+            for name in ("overdue", "mine", "mine_overdue", "unassigned"):
+                totals[name] += row[name]
+    return OpenWork(by_status=by_status, **totals)

@@ -1,0 +1,28 @@
+"""Background work for campaigns. Tasks take ids, call one service and are safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True, max_retries=5,
+)
+def close_ended_campaigns() -> list[int]:
+    """Close the campaigns whose end date has passed (scheduled daily by beat). Closing twice is a no-op."""
+    from campaigns.services import campaigns_close_ended
+
+    return campaigns_close_ended()
+
+
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True, max_retries=5,
+)
+def apply_recorded_outcomes(*, customer_ids: list[str]) -> int:
+    """Fill campaign targets' outcomes from the customers' recorded outcomes; repeating changes nothing."""
+    from campaigns.services import campaign_targets_apply_outcomes
+
+    return campaign_targets_apply_outcomes(customer_ids=customer_ids)
