@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn_ml.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES, FEATURE_SPEC_VERSION
+from churn_ml.features import CATEGORICAL_FEATURES, FEATURE_SPEC_VERSION, NUMERIC_FEATURES
 from churn_ml.schema import ENUM_FIELDS, FIELD_ORDER, INTERNET_ADDON_FIELDS, validate_records
 from churn_ml.scorer import (
     Factor,
