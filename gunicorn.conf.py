@@ -68,6 +68,8 @@ logconfig_dict = {
             "stream": "ext://sys.stdout",
         },
     },
+    # Django replaces the root logger's configuration in each worker with settings.LOGGING.
+    "root": {"level": "WARNING", "handlers": ["error_console"]},
     "loggers": {
         "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
         "gunicorn.access": {"level": "INFO", "handlers": ["access_console"], "propagate": False},

@@ -54,15 +54,24 @@ class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` to every record so formatters can always print it.
 
     Gunicorn writes its access line after the request's context is gone; the id is then taken
-    from the X-Request-ID response header.
+    from the X-Request-ID response header, and for django.request records from the request.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            atoms = _access_atoms(record)
-            from_header = atoms.get("{x-request-id}o") if atoms else None
-            record.request_id = _request_id.get() or (from_header if from_header not in (None, "", "-") else "-")
+            record.request_id = _request_id.get() or _request_id_of(record) or "-"
         return True
+
+
+def _request_id_of(record: logging.LogRecord) -> str | None:
+    # django.request logs a failed response after the middleware has cleared the context, but
+    # passes the request along.
+    from_request = getattr(getattr(record, "request", None), "request_id", None)
+    if from_request:
+        return str(from_request)
+    atoms = _access_atoms(record)
+    from_header = atoms.get("{x-request-id}o") if atoms else None
+    return str(from_header) if from_header not in (None, "", "-") else None
 
 
 PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
