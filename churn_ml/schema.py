@@ -23,6 +23,7 @@ PHONE_LINES: Final = ("Yes", "No", "No phone service")
 INTERNET_ADDONS: Final = ("Yes", "No", "No internet service")
 
 CUSTOMER_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_ID_CHARACTERS: Final = re.compile(r"[A-Za-z0-9_.:\-]*")
 
 BOOL_FIELDS: Final = ("senior_citizen", "partner", "dependents", "phone_service", "paperless_billing")
 INTERNET_ADDON_FIELDS: Final = (
@@ -137,6 +138,8 @@ _TRUE_WORDS: Final = frozenset({"yes", "true", "1", "y", "t"})
 _FALSE_WORDS: Final = frozenset({"no", "false", "0", "n", "f"})
 _NULL_WORDS: Final = frozenset({"", "null", "none", "na", "n/a"})
 _NON_FINITE_WORDS: Final = frozenset({"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+# Longer text in a number field is not read as a number (no float() on megabyte strings).
+_MAX_NUMBER_TEXT: Final = 40
 
 
 @dataclass
@@ -152,6 +155,9 @@ class ValidationResult:
     columns: dict[str, np.ndarray]
     errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)
     warnings: dict[int, list[str]] = field(default_factory=dict)
+    enum_codes: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per enumeration, each row's index into ``ENUM_FIELDS[name]`` (int8, -1 for none): the same
+    information as ``columns[name]`` for writers that store codes rather than strings."""
 
     @property
     def valid(self) -> np.ndarray:
@@ -170,7 +176,7 @@ class ValidationResult:
             elif col.dtype.kind == "f":
                 present += ~np.isnan(col)
             else:
-                present += np.fromiter((v is not None for v in col), dtype=bool, count=self.n)
+                present += col != None  # noqa: E711 - elementwise on an object array
         return present * (100.0 / len(FIELD_ORDER))
 
     def record(self, i: int) -> dict[str, Any]:
@@ -213,21 +219,9 @@ def _unique_map(arr: np.ndarray, parse: Any) -> tuple[np.ndarray, np.ndarray]:
     Enumerations and booleans take a handful of distinct values, so a million-row column costs
     one factorisation plus a dozen parse calls.
     """
-    if len(arr) <= 64:
-        pairs = [parse(v) for v in arr]
-        values = np.empty(len(arr), dtype=object)
-        messages = np.empty(len(arr), dtype=object)
-        values[:] = [p[0] for p in pairs]
-        messages[:] = [p[1] for p in pairs]
-        return values, messages
-    # pandas' factorize treats NaN/None as "missing" (code -1); keep them as values instead.
-    codes, uniques = pd.factorize(arr, use_na_sentinel=False)
-    pairs = [parse(v) for v in uniques]
-    u_values = np.empty(len(pairs), dtype=object)
-    u_messages = np.empty(len(pairs), dtype=object)
-    u_values[:] = [p[0] for p in pairs]
-    u_messages[:] = [p[1] for p in pairs]
-    return u_values[codes], u_messages[codes]
+    codes, uniques = _codes(arr, len(arr))
+    values, messages = _parse_uniques(uniques, parse)
+    return values[codes], messages[codes]
 
 
 def _is_null(value: Any) -> bool:
@@ -312,7 +306,7 @@ def _parse_number_value(value: Any) -> tuple[float, str | None]:
         if text.lower() in _NON_FINITE_WORDS:
             return math.nan, f"Must be a finite number; got {value!r}."
         try:
-            number = float(text.replace(",", "")) if len(text) <= 40 else math.nan
+            number = float(text.replace(",", "")) if len(text) <= _MAX_NUMBER_TEXT else math.nan
         except ValueError:
             number = math.nan
         if math.isnan(number) or math.isinf(number):
@@ -342,12 +336,9 @@ def _validate_number(result: ValidationResult, name: str, raw: np.ndarray, prese
         for i in range(result.n):
             result.add_error(i, name, "Must be a number; got a boolean.")
     else:
-        numbers = np.empty(result.n, dtype=np.float64)
-        for i, value in enumerate(raw):
-            number, message = _parse_number_value(value)
-            numbers[i] = number
-            if message:
-                result.add_error(i, name, message)
+        numbers, messages = _parse_number_column(raw, present)
+        for i, message in messages.items():
+            result.add_error(i, name, message)
     null = np.isnan(numbers)
     with np.errstate(invalid="ignore"):
         bad = numbers < rule.minimum
@@ -374,6 +365,72 @@ def _validate_number(result: ValidationResult, name: str, raw: np.ndarray, prese
     result.columns[name] = numbers
 
 
+def _parse_number_column(raw: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+    """_parse_number_value over an object column: float64 (NaN for null) and error messages by row.
+
+    Clean columns take C-speed paths (about 100x faster than a Python loop on a 100,000-row file
+    chunk); only the rows those paths cannot settle exactly go through _parse_number_value, so the
+    result is the same as calling it on every value.
+    """
+    n = len(raw)
+    numbers = np.full(n, np.nan)
+    slow = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(present) if not present.all() else None
+    values = raw if rows is None else raw[rows]
+    small = len(values) <= 64
+    if not small and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        parsed, unsettled = _parse_number_strings(values)
+    elif not small and pd.api.types.infer_dtype(values, skipna=True) in ("integer", "floating", "mixed-integer-float"):
+        # JSON numbers, possibly with nulls; booleans make the inferred type "mixed-integer".
+        null = pd.isna(values)
+        parsed = np.full(len(values), np.nan)
+        try:
+            parsed[~null] = values[~null].astype(np.float64)
+            unsettled = np.isinf(parsed)
+        except (OverflowError, TypeError, ValueError):
+            unsettled = np.ones(len(values), dtype=bool)
+    else:
+        parsed, unsettled = np.full(len(values), np.nan), np.ones(len(values), dtype=bool)
+    if rows is None:
+        numbers, slow = parsed, unsettled
+    else:
+        numbers[rows], slow[rows] = parsed, unsettled
+    messages: dict[int, str] = {}
+    for i in np.flatnonzero(slow):
+        number, message = _parse_number_value(raw[i])
+        numbers[i] = number
+        if message:
+            messages[int(i)] = message
+    return numbers, messages
+
+
+def _parse_number_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strings to float64 with float()'s exact rounding; returns (numbers, rows left unsettled).
+
+    ``astype(float64)`` calls float() on each string in C. When some string is not a plain
+    number, pandas' to_numeric finds which ones (its own parser rounds differently, so it only
+    picks the rows; their values still come from float()). NaN, Infinity, long or odd strings
+    (null words, thousands separators) are left to _parse_number_value.
+    """
+    n = len(values)
+    try:
+        numbers = values.astype(np.float64)
+        unsettled = np.zeros(n, dtype=bool)
+    except (TypeError, ValueError):
+        numbers = np.full(n, np.nan)
+        try:
+            with np.errstate(invalid="ignore"):
+                plain = np.isfinite(np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64))
+            numbers[plain] = values[plain].astype(np.float64)
+        except (OverflowError, TypeError, ValueError):
+            return numbers, np.ones(n, dtype=bool)
+        unsettled = ~plain
+    unsettled |= ~np.isfinite(numbers)
+    if max(map(len, values), default=0) > _MAX_NUMBER_TEXT:
+        unsettled |= np.fromiter(map(len, values), dtype=np.int64, count=n) > _MAX_NUMBER_TEXT
+    return numbers, unsettled
+
+
 def _row_errors(result: ValidationResult, i: int) -> dict[str, list[str]]:
     return result.errors.get(i, {})
 
@@ -382,6 +439,10 @@ def _presence(raw: np.ndarray) -> np.ndarray:
     """True where the field was present in the input (even if explicitly null)."""
     if raw.dtype != object:
         return np.ones(len(raw), dtype=bool)
+    # MISSING compares by identity, so the elementwise comparison runs in C.
+    present = raw != MISSING
+    if isinstance(present, np.ndarray) and present.shape == raw.shape and present.dtype == bool:
+        return present
     return np.fromiter((v is not MISSING for v in raw), dtype=bool, count=len(raw))
 
 
@@ -393,45 +454,96 @@ def validate_columns(
 ) -> ValidationResult:
     """Validate n records given as columns keyed by contract field name.
 
-    Values may be Python objects as parsed from JSON or CSV text, or numpy/pandas columns.
-    A field absent from ``columns`` is absent from every record; ``MISSING`` marks it absent
-    from one record. ``unknown_fields`` lists (row, name) pairs to report as errors.
+    Values may be Python objects as parsed from JSON or CSV text, or numpy/pandas columns
+    (categorical columns are read through their codes). A field absent from ``columns`` is
+    absent from every record; ``MISSING`` marks it absent from one record. ``unknown_fields``
+    lists (row, name) pairs to report as errors.
     """
     result = ValidationResult(n=n, columns={})
     absent = np.full(n, MISSING, dtype=object)
-    raws = {name: _as_object_array(columns.get(name, absent), n) for name in RECORD_FIELDS}
-    presents = {name: _presence(raw) for name, raw in raws.items()}
+    # Booleans and enumerations are validated per distinct value: (codes, distinct values).
+    coded = {name: _codes(columns[name], n) if name in columns else _absent_codes(n) for name in _CODED_FIELDS}
+
+    def present(name: str, i: int) -> bool:
+        codes, uniques = coded[name]
+        return uniques[codes[i]] is not MISSING
 
     for i, name in unknown_fields:
         result.add_error(i, name, "Unknown field.")
 
-    _validate_customer_id(result, raws["customer_id"])
+    _validate_customer_id(result, _as_object_array(columns.get("customer_id", absent), n))
 
     for name in BOOL_FIELDS:
-        values, messages = _unique_map(raws[name], _parse_bool)
-        for i in np.flatnonzero(messages != None):  # noqa: E711 - elementwise on an object array
-            result.add_error(int(i), name, messages[i])
-        null = values == None  # noqa: E711
-        if name == "senior_citizen":
-            values = np.where(null, False, values)
-        else:
-            for i in np.flatnonzero(null & (messages == None)):  # noqa: E711
-                result.add_error(int(i), name, _required_message(presents[name][i]))
-            values = np.where(null, False, values)
-        result.columns[name] = values.astype(bool)
+        codes, uniques = coded[name]
+        u_values, u_messages = _parse_uniques(uniques, _parse_bool)
+        u_error = u_messages != None  # noqa: E711 - elementwise on an object array
+        for i in np.flatnonzero(u_error[codes]):
+            result.add_error(int(i), name, u_messages[codes[i]])
+        u_null = u_values == None  # noqa: E711
+        if name != "senior_citizen":
+            for i in np.flatnonzero((u_null & ~u_error)[codes]):
+                result.add_error(int(i), name, _required_message(present(name, int(i))))
+        result.columns[name] = np.where(u_null, False, u_values).astype(bool)[codes]
 
-    for name in ENUM_FIELDS:
-        values, messages = _unique_map(raws[name], _ENUM_PARSERS[name])
-        for i in np.flatnonzero(messages != None):  # noqa: E711
-            result.add_error(int(i), name, messages[i])
-        result.columns[name] = values
+    for name, allowed in ENUM_FIELDS.items():
+        codes, uniques = coded[name]
+        u_values, u_messages = _parse_uniques(uniques, _ENUM_PARSERS[name])
+        for i in np.flatnonzero((u_messages != None)[codes]):  # noqa: E711
+            result.add_error(int(i), name, u_messages[codes[i]])
+        result.columns[name] = u_values[codes]
+        u_index = np.array([-1 if v is None else allowed.index(v) for v in u_values], dtype=np.int8)
+        result.enum_codes[name] = u_index[codes]
 
     for name in NUMBER_FIELDS:
-        _validate_number(result, name, raws[name], presents[name])
+        raw = _as_object_array(columns.get(name, absent), n)
+        _validate_number(result, name, raw, _presence(raw))
 
-    _validate_consistency(result, presents)
+    _validate_consistency(result, present)
     _quality_warnings(result)
     return result
+
+
+_CODED_FIELDS: Final = (*BOOL_FIELDS, *ENUM_FIELDS)
+
+
+def _absent_codes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    uniques = np.empty(1, dtype=object)
+    uniques[0] = MISSING
+    return np.zeros(n, dtype=np.intp), uniques
+
+
+def _codes(values: Sequence[Any] | np.ndarray | pd.Series, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of a column, so that values == distinct[codes].
+
+    NaN and None stay distinct values rather than pandas' missing sentinel. A categorical column
+    (as pandas reads a file column declared ``category``) already is codes and categories.
+    """
+    cat = values.array if isinstance(values, pd.Series) else values
+    if isinstance(cat, pd.Categorical):
+        uniques = np.empty(len(cat.categories) + 1, dtype=object)
+        uniques[:-1] = cat.categories.to_numpy(dtype=object)
+        uniques[-1] = np.nan
+        codes = np.asarray(cat.codes, dtype=np.intp)
+        return np.where(codes < 0, len(uniques) - 1, codes), uniques
+    arr = _as_object_array(values, n)
+    if n > 64:
+        try:
+            codes, distinct = pd.factorize(arr, use_na_sentinel=False)
+            uniques = np.empty(len(distinct), dtype=object)
+            uniques[:] = list(distinct)
+            return codes, uniques
+        except TypeError:  # unhashable values (JSON arrays or objects): one code per row
+            pass
+    return np.arange(n, dtype=np.intp), arr
+
+
+def _parse_uniques(uniques: np.ndarray, parse: Any) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [parse(v) for v in uniques]
+    values = np.empty(len(pairs), dtype=object)
+    messages = np.empty(len(pairs), dtype=object)
+    values[:] = [p[0] for p in pairs]
+    messages[:] = [p[1] for p in pairs]
+    return values, messages
 
 
 def _required_message(present: bool) -> str:
@@ -439,6 +551,9 @@ def _required_message(present: bool) -> str:
 
 
 def _validate_customer_id(result: ValidationResult, raw: np.ndarray) -> None:
+    if result.n > 64 and _all_plain_ids(raw):
+        result.columns["customer_id"] = raw.astype(object, copy=True)
+        return
     ids = np.empty(result.n, dtype=object)
     match = CUSTOMER_ID_PATTERN.fullmatch
     for i, value in enumerate(raw):
@@ -464,51 +579,68 @@ def _validate_customer_id(result: ValidationResult, raw: np.ndarray) -> None:
     result.columns["customer_id"] = ids
 
 
-def _validate_consistency(result: ValidationResult, presents: Mapping[str, np.ndarray]) -> None:
+def _all_plain_ids(raw: np.ndarray) -> bool:
+    """True when every value is already a valid, stripped customer_id (the usual file chunk).
+
+    One regular expression over the joined column replaces a match per row.
+    """
+    if pd.api.types.infer_dtype(raw, skipna=False) != "string":
+        return False
+    lengths = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+    if lengths.min() < 1 or lengths.max() > 64:
+        return False
+    return _ID_CHARACTERS.fullmatch("".join(raw)) is not None
+
+
+def _validate_consistency(result: ValidationResult, present: Any) -> None:
     cols = result.columns
+    codes = result.enum_codes
     errors = result.errors
+    no_phone_code = PHONE_LINES.index("No phone service")
+    no_internet_code = ENUM_FIELDS["internet_service"].index("No")
+    none_code = INTERNET_ADDONS.index("No internet service")
 
     # multiple_lines follows phone_service; derive it when absent and unambiguous.
     phone = cols["phone_service"]
-    lines = cols["multiple_lines"]
-    for i in np.flatnonzero(lines == None):  # noqa: E711
+    lines, line_codes = cols["multiple_lines"], codes["multiple_lines"]
+    for i in np.flatnonzero(line_codes < 0):
         i = int(i)
         if "multiple_lines" in errors.get(i, {}) or "phone_service" in errors.get(i, {}):
             continue
         if not phone[i]:
             lines[i] = "No phone service"
+            line_codes[i] = no_phone_code
         else:
-            result.add_error(i, "multiple_lines", _required_message(bool(presents["multiple_lines"][i])))
-    no_phone_line = lines == "No phone service"
+            result.add_error(i, "multiple_lines", _required_message(present("multiple_lines", i)))
+    no_phone_line = line_codes == no_phone_code
     for i in np.flatnonzero(no_phone_line == phone):
         i = int(i)
-        if "phone_service" in errors.get(i, {}) or lines[i] is None:
+        if "phone_service" in errors.get(i, {}) or line_codes[i] < 0:
             continue
         if phone[i]:
             result.add_error(i, "multiple_lines", 'May be "No phone service" only when phone_service is false.')
         else:
             result.add_error(i, "multiple_lines", 'Must be "No phone service" when phone_service is false.')
 
-    internet = cols["internet_service"]
-    for i in np.flatnonzero(internet == None):  # noqa: E711
+    internet = codes["internet_service"]
+    for i in np.flatnonzero(internet < 0):
         if "internet_service" not in errors.get(int(i), {}):
-            result.add_error(
-                int(i), "internet_service", _required_message(bool(presents["internet_service"][i]))
-            )
-    no_internet = internet == "No"
-    known_internet = internet != None  # noqa: E711
+            result.add_error(int(i), "internet_service", _required_message(present("internet_service", int(i))))
+    no_internet = internet == no_internet_code
+    known_internet = internet >= 0
     for name in INTERNET_ADDON_FIELDS:
-        addon = cols[name]
-        for i in np.flatnonzero(addon == None):  # noqa: E711
+        addon, addon_codes = cols[name], codes[name]
+        for i in np.flatnonzero(addon_codes < 0):
             i = int(i)
             if name in errors.get(i, {}):
                 continue
             if no_internet[i]:
                 addon[i] = "No internet service"
+                addon_codes[i] = none_code
             else:
-                result.add_error(i, name, _required_message(bool(presents[name][i])))
-        says_none = addon == "No internet service"
-        for i in np.flatnonzero((says_none != no_internet) & known_internet & (addon != None)):  # noqa: E711
+                result.add_error(i, name, _required_message(present(name, i)))
+        says_none = addon_codes == none_code
+        for i in np.flatnonzero((says_none != no_internet) & known_internet & (addon_codes >= 0)):
             i = int(i)
             if no_internet[i]:
                 result.add_error(i, name, 'Must be "No internet service" when internet_service is "No".')
@@ -516,9 +648,9 @@ def _validate_consistency(result: ValidationResult, presents: Mapping[str, np.nd
                 result.add_error(i, name, 'May be "No internet service" only when internet_service is "No".')
 
     for name in ("contract_type", "payment_method"):
-        for i in np.flatnonzero(cols[name] == None):  # noqa: E711
+        for i in np.flatnonzero(codes[name] < 0):
             if name not in errors.get(int(i), {}):
-                result.add_error(int(i), name, _required_message(bool(presents[name][i])))
+                result.add_error(int(i), name, _required_message(present(name, int(i))))
 
     tenure = cols["tenure_months"]
     total = cols["total_charges"]
