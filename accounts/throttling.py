@@ -1,6 +1,6 @@
 """Per-key and per-user rate limits counted in the shared cache, so they hold across processes.
 
-A fixed one-minute window counted with an atomic INCR: two cache round trips per request.
+A fixed one-minute window counted with an atomic INCR (and its expiry) in one cache round trip.
 DRF's own throttles keep a list of timestamps per caller, which is neither atomic across
 processes nor cheap at thousands of requests a minute.
 """
@@ -40,7 +40,7 @@ class CallerRateThrottle(BaseThrottle):
         window = int(now // WINDOW_SECONDS)
         key = f"rl:{ident}:{window}"
         try:
-            count = 1 if cache.add(key, 1, WINDOW_SECONDS * 2) else cache.incr(key)
+            count = cache.incr_with_expiry(key, WINDOW_SECONDS * 2)
         except Exception:  # noqa: BLE001 - a cache outage must not take the API down with it
             logger.warning("Rate-limit counter unavailable; letting the request through", exc_info=True)
             return True

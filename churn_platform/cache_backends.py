@@ -37,10 +37,29 @@ def _counted_get(backend: str, get: Any, key: Any, default: Any, version: Any) -
 
 
 class RedisCache(DjangoRedisCache):
+    def __init__(self, server: Any, params: Any) -> None:
+        super().__init__(server, params)
+        from churn_platform.redis_client import ReusingRedisCacheClient
+
+        self._class = ReusingRedisCacheClient
+
+    def incr_with_expiry(self, key: str, timeout: int) -> int:
+        """Atomically count ``key`` up, expiring it ``timeout`` seconds after it was created."""
+        return self._cache.incr_with_expiry(self.make_and_validate_key(key), timeout)
+
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
         return _counted_get("redis", super().get, key, default, version)
 
 
 class LocMemCache(DjangoLocMemCache):
+    def incr_with_expiry(self, key: str, timeout: int) -> int:
+        if self.add(key, 1, timeout):
+            return 1
+        try:
+            return self.incr(key)
+        except ValueError:  # expired between add and incr
+            self.add(key, 1, timeout)
+            return 1
+
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
         return _counted_get("locmem", super().get, key, default, version)

@@ -119,6 +119,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if DATABASES["default"]["ENGINE"] in {f"django.db.backends.{e}" for e in ("postgresql", "sqlite3", "mysql")}:
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace("django.db.", "django_prometheus.db.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Prediction rows commit without waiting for the WAL flush (see churn_platform.db.relaxed_commit).
+DATABASE_RELAXED_COMMIT = env.bool("DATABASE_RELAXED_COMMIT", default=True)
 
 # --- CACHE AND CELERY -----------------------------------------------------------------------
 
@@ -317,7 +319,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "django.server": {"level": "INFO"},
+        # Django's own default handlers would print these records a second time, unformatted.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "celery": {"level": LOG_LEVEL},
     },
 }

@@ -21,7 +21,7 @@ from accounts.services import SYSTEM, Actor
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_record, validate_records
 from churn_ml.tiers import risk_level, risk_levels
 from churn_platform import metrics
-from churn_platform.db import insert_objects
+from churn_platform.db import insert_objects, relaxed_commit
 from customers.models import Customer
 from modelregistry.loader import LoadedModel, active_model
 from predictions.models import Prediction, PredictionSource, RiskTierAction
@@ -116,7 +116,8 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> tuple
         created_at=timezone.now(),
     )
     prediction.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    prediction.save(force_insert=True)
+    with relaxed_commit():
+        prediction.save(force_insert=True)
     metrics.PREDICTIONS.labels(model.version, level, PredictionSource.API).inc()
     metrics.PREDICTION_PROBABILITY.labels(model.version).observe(probability)
     metrics.PREDICTION_LATENCY.labels("single").observe(time.perf_counter() - started)
@@ -184,7 +185,8 @@ def predictions_score_batch(
         )
         for k, i in enumerate(rows.tolist())
     ]
-    insert_objects(Prediction, predictions, batch_size=INSERT_BATCH_SIZE)
+    with relaxed_commit():
+        insert_objects(Prediction, predictions, batch_size=INSERT_BATCH_SIZE)
     level_names, counts = np.unique(levels, return_counts=True)
     for name, count in zip(level_names.tolist(), counts.tolist(), strict=True):
         metrics.PREDICTIONS.labels(model.version, name, source).inc(count)
