@@ -34,7 +34,7 @@ model artifact needs no pickle on the request path.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -460,16 +460,22 @@ class TreeEnsembleScorer:
             node = nxt
         return node, contrib
 
-    def _raw(self, eng: EngineeredColumns) -> np.ndarray:
-        out = np.empty(eng.n, dtype=np.float64)
-        # Chunks keep the (rows x trees) index arrays small enough to stay in cache.
+    def _chunks(self, eng: EngineeredColumns) -> Iterator[tuple[int, EngineeredColumns]]:
+        """Row slices small enough that the (rows x trees) index arrays stay ~8 MB."""
         step = max(1, 1_048_576 // max(1, len(self.roots)))
         for start in range(0, eng.n, step):
-            part = EngineeredColumns(
-                n=min(step, eng.n - start),
-                codes={k: v[start : start + step] for k, v in eng.codes.items()},
-                numeric={k: v[start : start + step] for k, v in eng.numeric.items()},
+            yield (
+                start,
+                EngineeredColumns(
+                    n=min(step, eng.n - start),
+                    codes={k: v[start : start + step] for k, v in eng.codes.items()},
+                    numeric={k: v[start : start + step] for k, v in eng.numeric.items()},
+                ),
             )
+
+    def _raw(self, eng: EngineeredColumns) -> np.ndarray:
+        out = np.empty(eng.n, dtype=np.float64)
+        for start, part in self._chunks(eng):
             leaves, _ = self._walk(_model_matrix(part), attribute=False)
             out[start : start + part.n] = self.baseline + self.value[leaves].sum(axis=1)
         return out
@@ -486,9 +492,11 @@ class TreeEnsembleScorer:
     def contributions(self, columns: Mapping[str, Any] | pd.DataFrame) -> Contributions:
         """Path (Saabas) attributions per contract field, in calibrated logit units."""
         eng = self.features.transform(_columns(columns))
-        _, raw_contrib = self._walk(_model_matrix(eng), attribute=True)
-        assert raw_contrib is not None
-        values = (-self.calibration_a) * (raw_contrib @ self._column_fields)
+        values = np.empty((eng.n, len(ATTRIBUTION_FIELDS)), dtype=np.float64)
+        for start, part in self._chunks(eng):
+            _, raw_contrib = self._walk(_model_matrix(part), attribute=True)
+            assert raw_contrib is not None
+            values[start : start + part.n] = (-self.calibration_a) * (raw_contrib @ self._column_fields)
         return Contributions(self.base_logit, ATTRIBUTION_FIELDS, values)
 
     def explain(self, columns: Mapping[str, Any] | pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> list[list[Factor]]:

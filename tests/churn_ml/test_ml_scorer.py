@@ -268,3 +268,11 @@ def test_property_single_equals_batch_and_contributions_add_up(model, boosted, r
         contributions = scorer.contributions(columns)
         logit = float(scorer.logits(columns)[0])
         assert contributions.base_logit + contributions.values.sum() == pytest.approx(logit, rel=1e-9, abs=1e-9)
+
+
+def test_empty_batches_and_zero_factors(trained, telco_columns) -> None:
+    empty = {k: v[:0] for k, v in telco_columns.items()}
+    assert trained.scorer.predict_proba(empty).shape == (0,)
+    assert trained.scorer.explain(empty) == []
+    assert trained.scorer.contributions(empty).values.shape == (0, 20)
+    assert trained.scorer.explain({k: v[:2] for k, v in telco_columns.items()}, top_k=0) == [[], []]
