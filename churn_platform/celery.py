@@ -2,8 +2,9 @@
 
 Signal handlers carry the request id of the web request that started a task into the task's logs,
 count task outcomes and run times (churn_celery_tasks_total, churn_celery_task_duration_seconds),
-and serve the worker's metrics on CELERY_METRICS_PORT for Prometheus. With the prefork pool each
-child process writes its values under PROMETHEUS_MULTIPROC_DIR and the main process sums them.
+and serve the worker's metrics and probes on CELERY_METRICS_PORT (churn_platform.worker_http).
+With the prefork pool each child process writes its values under PROMETHEUS_MULTIPROC_DIR and
+the main process sums them.
 """
 
 from __future__ import annotations
@@ -141,21 +142,21 @@ def _reset_multiprocess_dir(**_: object) -> None:
 
 
 @worker_ready.connect
-def _serve_worker_metrics(sender: Any = None, **_: object) -> None:
+def _serve_worker_http(sender: Any = None, **_: object) -> None:
+    """Metrics, liveness and readiness of this worker on CELERY_METRICS_PORT (0 turns it off)."""
     port = int(os.environ.get("CELERY_METRICS_PORT", DEFAULT_METRICS_PORT))
     if not port:
         return
-    from prometheus_client import start_http_server
-
     from churn_platform.collectors import multiprocess_enabled, scrape_registry
+    from churn_platform.worker_http import serve
 
     if not multiprocess_enabled():
         logger.warning(
             "PROMETHEUS_MULTIPROC_DIR is not set: task metrics of prefork children will be missing from :%s", port
         )
     address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 - scraped from other hosts
-    start_http_server(port, addr=address, registry=scrape_registry(app_state=False))
-    logger.info("Serving worker metrics on %s:%s/metrics", address, port)
+    serve(app, scrape_registry(app_state=False), address=address, port=port)
+    logger.info("Serving worker metrics and probes on %s:%s", address, port)
 
 
 @worker_process_shutdown.connect
