@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Min, OuterRef, Q, QuerySet, Subquery, Sum, Window
+from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -71,10 +71,15 @@ def campaign_list(*, actor: Actor) -> QuerySet[RetentionCampaign]:
 
 
 def campaign_list_with_counts(*, actor: Actor) -> QuerySet[RetentionCampaign]:
-    return campaign_list(actor=actor).annotate(
-        target_count=Count("targets"),
-        treatment_count=Count("targets", filter=Q(targets__group=TargetGroup.TREATMENT)),
-        control_count=Count("targets", filter=Q(targets__group=TargetGroup.CONTROL)),
+    # Explicit order: Meta.ordering does not apply to a grouped (annotated) query.
+    return (
+        campaign_list(actor=actor)
+        .annotate(
+            target_count=Count("targets"),
+            treatment_count=Count("targets", filter=Q(targets__group=TargetGroup.TREATMENT)),
+            control_count=Count("targets", filter=Q(targets__group=TargetGroup.CONTROL)),
+        )
+        .order_by("-created_at", "-pk")
     )
 
 
@@ -170,6 +175,10 @@ class AssigneeEffect:
     counts: stats.GroupCounts
     effect: stats.Effect
     progress: dict[str, int]
+
+    @property
+    def followed_up(self) -> int:
+        return sum(n for status, n in self.progress.items() if status != FollowUpStatus.TO_DO)
 
 
 @dataclass(frozen=True)
@@ -421,12 +430,13 @@ def customer_overview(*, actor: Actor, customer_id: str, history: int = 20) -> C
     )
     latest = predictions[0] if predictions else None
     tier_action = RiskTierAction.objects.filter(risk_level=latest.risk_level).first() if latest else None
-    targets = list(campaign_target_list(actor=actor).filter(customer=customer).order_by("-created_at", "-pk"))
-    notes = (
-        list(TargetNote.objects.filter(target__in=[t.pk for t in targets]).select_related("target__campaign"))
-        if targets
-        else []
+    targets = list(
+        campaign_target_list(actor=actor)
+        .filter(customer=customer)
+        .prefetch_related(Prefetch("notes", queryset=TargetNote.objects.order_by("-created_at", "-pk")))
+        .order_by("-created_at", "-pk")
     )
+    notes = sorted((n for t in targets for n in t.notes.all()), key=lambda n: (n.created_at, n.pk), reverse=True)
     outcomes = list(customer.outcomes.order_by("-observed_at", "-pk")[:10])
     return CustomerOverview(customer, predictions, latest, tier_action, targets, notes, outcomes)
 

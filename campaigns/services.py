@@ -438,7 +438,7 @@ def campaigns_close_ended(*, today: date | None = None, actor: Actor = SYSTEM) -
 
 # --- follow-up work -----------------------------------------------------------------------------
 
-_UNSET: Any = object()
+UNSET: Any = object()
 
 
 def _user_label(user: Any) -> str:
@@ -451,8 +451,8 @@ def campaign_target_update(
     target_id: int,
     actor: Actor,
     follow_up_status: str | None = None,
-    assignee_id: int | None = _UNSET,
-    due_date: date | None = _UNSET,
+    assignee_id: int | None = UNSET,
+    due_date: date | None = UNSET,
     outcome: str | None = None,
     note: str = "",
 ) -> tuple[CampaignTarget, dict[str, list[Any]]]:
@@ -486,7 +486,7 @@ def campaign_target_update(
             if follow_up_status != FollowUpStatus.TO_DO and target.contacted_at is None:
                 target.contacted_at = now
 
-    if assignee_id is not _UNSET and assignee_id != target.assignee_id:
+    if assignee_id is not UNSET and assignee_id != target.assignee_id:
         if target.is_control and assignee_id is not None:
             errors["assignee"] = ["Control-group customers are held out and get no assignee."]
         elif assignee_id is not None:
@@ -500,7 +500,7 @@ def campaign_target_update(
             changes["assignee"] = [_user_label(target.assignee), ""]
             target.assignee = None
 
-    if due_date is not _UNSET and due_date != target.due_date:
+    if due_date is not UNSET and due_date != target.due_date:
         changes["due_date"] = [
             target.due_date.isoformat() if target.due_date else None,
             due_date.isoformat() if due_date else None,

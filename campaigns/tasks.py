@@ -7,8 +7,11 @@ from django.db import OperationalError
 
 
 @shared_task(
-    acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError, ConnectionError),
-    retry_backoff=True, max_retries=5,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
 )
 def close_ended_campaigns() -> list[int]:
     """Close the campaigns whose end date has passed (scheduled daily by beat). Closing twice is a no-op."""
@@ -18,8 +21,11 @@ def close_ended_campaigns() -> list[int]:
 
 
 @shared_task(
-    acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError, ConnectionError),
-    retry_backoff=True, max_retries=5,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True,
+    max_retries=5,
 )
 def apply_recorded_outcomes(*, customer_ids: list[str]) -> int:
     """Fill campaign targets' outcomes from the customers' recorded outcomes; repeating changes nothing."""

@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("staff/", include("campaigns.urls")),
+    path("accounts/", include("campaigns.account_urls")),
 ]
 
 handler400 = "churn_platform.exceptions.handler400"

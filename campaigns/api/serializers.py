@@ -92,7 +92,9 @@ class CampaignCreateSerializer(StrictSerializer):
 
 class EnrolSerializer(StrictSerializer):
     assignees = serializers.ListField(
-        child=serializers.CharField(), required=False, default=list,
+        child=serializers.CharField(),
+        required=False,
+        default=list,
         help_text="Staff usernames; treatment targets are dealt round-robin among them.",
     )
     limit = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)

@@ -88,3 +88,66 @@ class TargetFactory(factory.django.DjangoModelFactory):
     qualifying_risk_level = "high"
     monthly_charges = factory.LazyAttribute(lambda t: t.customer.monthly_charges)
     due_date = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=7))
+
+
+def hand_computed_campaign(*, alice, bob, department=None):  # type: ignore[no-untyped-def]
+    """The campaign of the hand-computed example (all bills 50/month, 20% offers for 3 months, 12-month horizon).
+
+    Treatment, 80 targets: alice 35 (30 known, 27 retained), bob 45 (40 known, 29 retained);
+    together 70 known, 56 retained = 80%. Control, 80 targets: all known, 48 retained = 60%.
+    10 treatment targets accepted the offer (cost 10 x 50 x 20% x 3 = 300).
+    Figures: uplift 0.20, 95% CI (Newcombe) 0.0524..0.3339, saved 0.2 x 80 = 16,
+    revenue kept 16 x 50 x 12 = 9,600, net 9,300. Alice: uplift 0.30, saved 0.3 x 35 = 10.5.
+    """
+    from customers.models import Customer
+
+    campaign = CampaignFactory(
+        department=department or DepartmentFactory(name="retention"),
+        status="active",
+        discount_percent=20,
+        offer_months=3,
+        horizon_months=12,
+    )
+    rows = []  # (group, assignee, outcome, status)
+    for i in range(35):
+        rows.append(
+            (
+                "treatment",
+                alice,
+                "unknown" if i < 5 else ("retained" if i < 32 else "churned"),
+                "offer_accepted" if i < 6 else "contacted",
+            )
+        )
+    for i in range(45):
+        rows.append(
+            (
+                "treatment",
+                bob,
+                "unknown" if i < 5 else ("retained" if i < 34 else "churned"),
+                "offer_accepted" if i < 4 else "to_do",
+            )
+        )
+    for i in range(80):
+        rows.append(("control", None, "retained" if i < 48 else "churned", "do_not_contact"))
+    prefix = f"H{campaign.pk}"
+    customers = Customer.objects.bulk_create(
+        [CustomerFactory.build(customer_id=f"{prefix}-{i:03d}", monthly_charges=50.0) for i in range(len(rows))]
+    )
+    CampaignTarget.objects.bulk_create(
+        [
+            CampaignTarget(
+                campaign=campaign,
+                customer=customer,
+                group=group,
+                assignee=assignee,
+                outcome=outcome,
+                follow_up_status=status,
+                qualifying_probability=0.75,
+                qualifying_risk_level="high",
+                monthly_charges=50.0,
+                due_date=timezone.localdate() + timedelta(days=3),
+            )
+            for customer, (group, assignee, outcome, status) in zip(customers, rows, strict=True)
+        ]
+    )
+    return campaign

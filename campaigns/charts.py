@@ -1,0 +1,146 @@
+"""Server-side SVG charts for the staff pages.
+
+Rendered on the server so that the pages need no chart library and no JavaScript, print and
+scale on a phone (viewBox + width 100%), and show the same numbers as text for screen readers.
+Colours come from CSS classes in static/css/staff.css. Every label is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+Formatter = Callable[[float], str]
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def _svg(width: int, height: int, title: str, body: list[str], css: str = "chart") -> SafeString:
+    return mark_safe(  # noqa: S308 - every interpolated label is escaped above
+        f'<svg class="{css}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
+def horizontal_bars(
+    items: Sequence[tuple[str, float, str]], *, title: str, fmt: Formatter = _number, maximum: float | None = None
+) -> SafeString:
+    """One bar per (label, value, css class), longest first as given."""
+    label_w, bar_w, row_h = 110, 300, 30
+    width = label_w + bar_w + 90
+    height = row_h * len(items) + 10
+    top = maximum if maximum is not None else max((v for _, v, _ in items), default=0) or 1
+    body = []
+    for i, (label, value, css) in enumerate(items):
+        y = 5 + i * row_h
+        w = max(0.0, bar_w * value / top) if top else 0.0
+        body.append(
+            f'<text class="label" x="{label_w - 8}" y="{y + 19}" text-anchor="end">{escape(label)}</text>'
+            f'<rect class="bar {escape(css)}" x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row_h - 10}" rx="3">'
+            f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>"
+            f'<text class="value" x="{label_w + w + 6:.1f}" y="{y + 19}">{escape(fmt(value))}</text>'
+        )
+    return _svg(width, height, title, body)
+
+
+def stacked_columns(
+    columns: Sequence[tuple[str, Sequence[float]]],
+    *,
+    series: Sequence[tuple[str, str]],
+    title: str,
+    label_every: int = 5,
+) -> SafeString:
+    """Columns of stacked values (e.g. per day), with a legend of (series name, css class)."""
+    left, bottom, top_pad, plot_h = 34, 34, 26, 150
+    col_w = 16
+    width = left + col_w * max(1, len(columns)) + 10
+    height = top_pad + plot_h + bottom
+    peak = max((sum(values) for _, values in columns), default=0) or 1
+    body = []
+    for frac in (0.0, 0.5, 1.0):
+        y = top_pad + plot_h * (1 - frac)
+        body.append(
+            f'<line class="grid" x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{_number(peak * frac)}</text>'
+        )
+    for i, (label, values) in enumerate(columns):
+        x = left + i * col_w + 2
+        y = top_pad + plot_h
+        tip = f"{label}: " + ", ".join(f"{name} {v:,.0f}" for (name, _), v in zip(series, values, strict=True))
+        for (_, css), value in zip(series, values, strict=True):
+            h = plot_h * value / peak
+            y -= h
+            if h > 0:
+                body.append(
+                    f'<rect class="bar {escape(css)}" x="{x}" y="{y:.1f}" width="{col_w - 4}" height="{h:.1f}">'
+                    f"<title>{escape(tip)}</title></rect>"
+                )
+        if i % label_every == 0 or i == len(columns) - 1:
+            body.append(
+                f'<text class="axis" x="{x + (col_w - 4) / 2}" y="{top_pad + plot_h + 16}" '
+                f'text-anchor="middle">{escape(label)}</text>'
+            )
+    legend_x = left
+    for name, css in series:
+        body.append(
+            f'<rect class="bar {escape(css)}" x="{legend_x}" y="6" width="12" height="12" rx="2"/>'
+            f'<text class="label" x="{legend_x + 16}" y="16">{escape(name)}</text>'
+        )
+        legend_x += 24 + 8 * len(name)
+    return _svg(width, height, title, body)
+
+
+def grouped_bars(
+    groups: Sequence[tuple[str, Sequence[tuple[str, float | None, str]]]],
+    *,
+    title: str,
+    fmt: Formatter = percent,
+    maximum: float = 1.0,
+) -> SafeString:
+    """Per group (e.g. a campaign), one bar per (name, value or None, css class); None draws 'n/a'."""
+    label_w, bar_w, bar_h, gap = 150, 260, 16, 14
+    per_group = max((len(bars) for _, bars in groups), default=1)
+    group_h = per_group * (bar_h + 4) + gap
+    width = label_w + bar_w + 80
+    height = group_h * max(1, len(groups)) + 6
+    body = []
+    for gi, (label, bars) in enumerate(groups):
+        y0 = 4 + gi * group_h
+        short = label if len(label) <= 22 else label[:21] + "…"
+        body.append(f'<text class="label" x="{label_w - 8}" y="{y0 + 14}" text-anchor="end">{escape(short)}</text>')
+        for bi, (name, value, css) in enumerate(bars):
+            y = y0 + bi * (bar_h + 4)
+            text = fmt(value) if value is not None else "n/a"
+            w = max(0.0, bar_w * value / maximum) if value is not None and maximum else 0.0
+            body.append(
+                f'<rect class="bar {escape(css)}" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" '
+                f'rx="2"><title>{escape(label)}, {escape(name)}: {escape(text)}</title></rect>'
+                f'<text class="value" x="{label_w + w + 5:.1f}" y="{y + 12}">{escape(name)} {escape(text)}</text>'
+            )
+    return _svg(width, height, title, body)
+
+
+def progress_bar(segments: Sequence[tuple[str, float, str]], *, title: str) -> SafeString:
+    """One horizontal bar split into segments (label, count, css class) by share of the total."""
+    width, height = 400, 22
+    total = sum(v for _, v, _ in segments) or 1
+    body, x = [], 0.0
+    for label, value, css in segments:
+        w = width * value / total
+        if w > 0:
+            body.append(
+                f'<rect class="bar {escape(css)}" x="{x:.1f}" y="0" width="{w:.1f}" height="{height}">'
+                f"<title>{escape(label)}: {value:,.0f} ({value / total:.0%})</title></rect>"
+            )
+        x += w
+    return _svg(width, height, title, body, css="chart progress")

@@ -1,0 +1,157 @@
+"""Forms of the staff pages. They check types only; the services hold the rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from campaigns.models import CampaignAction, FollowUpStatus, TargetOutcome
+from campaigns.selectors import FOLLOW_UP_SORTS
+from campaigns.services import UNSET, CampaignSpec
+from churn_ml.schema import ENUM_FIELDS
+from predictions.models import RiskLevel
+
+
+def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(v, v) for v in values]
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    goal = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    owner = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    target_risk_levels = forms.MultipleChoiceField(
+        label="Risk levels",
+        required=False,
+        choices=RiskLevel.choices,
+        initial=["high", "critical"],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    target_min_probability = forms.FloatField(
+        label="Minimum churn probability (%)", required=False, min_value=0, max_value=100
+    )
+    contract_type = forms.MultipleChoiceField(
+        label="Contract types",
+        required=False,
+        choices=_choices(ENUM_FIELDS["contract_type"]),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    internet_service = forms.MultipleChoiceField(
+        label="Internet service",
+        required=False,
+        choices=_choices(ENUM_FIELDS["internet_service"]),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    action = forms.ChoiceField(choices=CampaignAction.choices)
+    discount_percent = forms.DecimalField(label="Discount (%)", required=False, max_digits=5, decimal_places=2)
+    action_details = forms.CharField(
+        label="What staff do or say", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    control_share = forms.FloatField(label="Control group (%)", initial=10, min_value=0, max_value=90)
+    start_date = forms.DateField(initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    horizon_months = forms.IntegerField(label="Revenue horizon (months)", initial=12, min_value=1, max_value=120)
+    offer_months = forms.IntegerField(label="Offer length (months)", initial=3, min_value=0, max_value=120)
+    follow_up_days = forms.IntegerField(label="Follow up within (days)", initial=7, min_value=0, max_value=365)
+
+    def __init__(self, *args: Any, owners: list[tuple[int, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].choices = [("", "(nobody)"), *owners]
+
+    def spec(self) -> CampaignSpec:
+        data = self.cleaned_data
+        filters = {name: data[name] for name in ("contract_type", "internet_service") if data.get(name)}
+        minimum = data.get("target_min_probability")
+        return CampaignSpec(
+            name=data["name"],
+            goal=data.get("goal") or "",
+            owner_id=data.get("owner"),
+            target_risk_levels=list(data.get("target_risk_levels") or []),
+            target_min_probability=minimum / 100 if minimum is not None else None,
+            target_filters=filters,
+            action=data["action"],
+            discount_percent=data.get("discount_percent"),
+            action_details=data.get("action_details") or "",
+            control_share=data["control_share"] / 100,
+            start_date=data["start_date"],
+            end_date=data.get("end_date"),
+            horizon_months=data["horizon_months"],
+            offer_months=data["offer_months"],
+            follow_up_days=data["follow_up_days"],
+        )
+
+
+class EnrolForm(forms.Form):
+    assignees = forms.TypedMultipleChoiceField(
+        required=False,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Follow-ups are dealt round-robin among them.",
+    )
+    limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many, riskiest first.")
+
+    def __init__(self, *args: Any, staff: list[tuple[int, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["assignees"].choices = staff
+
+
+class FollowUpForm(forms.Form):
+    """The one-step follow-up update. Fields left out of the POST are left unchanged."""
+
+    follow_up_status = forms.ChoiceField(required=False, choices=[("", "---"), *FollowUpStatus.choices])
+    outcome = forms.ChoiceField(required=False, choices=[("", "---"), *TargetOutcome.choices])
+    due_date = forms.DateField(required=False)
+    assignee = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    note = forms.CharField(required=False, max_length=5000)
+
+    def __init__(self, *args: Any, staff: list[tuple[int, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].choices = [("", "(unassigned)"), *staff]
+
+    def changes(self) -> dict[str, Any]:
+        data, sent = self.cleaned_data, self.data
+        out: dict[str, Any] = {"note": data.get("note") or ""}
+        if data.get("follow_up_status"):
+            out["follow_up_status"] = data["follow_up_status"]
+        if data.get("outcome"):
+            out["outcome"] = data["outcome"]
+        out["due_date"] = data.get("due_date") if "due_date" in sent else UNSET
+        out["assignee_id"] = data.get("assignee") if "assignee" in sent else UNSET
+        return out
+
+
+class FollowUpFilterForm(forms.Form):
+    assignee = forms.CharField(required=False)
+    status = forms.ChoiceField(
+        required=False, choices=[("open", "Open"), ("any", "Any status"), *FollowUpStatus.choices]
+    )
+    campaign = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    risk_level = forms.ChoiceField(required=False, choices=[("", "Any risk"), *RiskLevel.choices])
+    due = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any due date"), ("overdue", "Overdue"), ("today", "Due today"), ("week", "Due within 7 days")],
+    )
+    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *TargetOutcome.choices])
+    q = forms.CharField(required=False, max_length=64, label="Customer id")
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("due", "Due date"),
+            ("-due", "Due date, latest first"),
+            ("risk", "Highest risk"),
+            ("customer", "Customer id"),
+            ("status", "Status"),
+            ("updated", "Recently updated"),
+            ("campaign", "Campaign"),
+        ],
+    )
+
+    def __init__(self, *args: Any, campaigns: list[tuple[int, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].choices = [("", "All campaigns"), *campaigns]
+
+    def clean_sort(self) -> str:
+        value = self.cleaned_data.get("sort") or "due"
+        return value if value in FOLLOW_UP_SORTS else "due"

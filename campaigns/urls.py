@@ -1,0 +1,20 @@
+"""The staff pages, mounted at /staff/."""
+
+from django.urls import path
+
+from campaigns import views
+
+app_name = "staff"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("follow-ups/", views.follow_ups, name="follow-ups"),
+    path("follow-ups/<int:target_id>/update/", views.follow_up_update, name="follow-up-update"),
+    path("customers/", views.customer_search, name="customer-search"),
+    path("customers/<str:customer_id>/", views.customer_detail, name="customer"),
+    path("campaigns/", views.campaigns, name="campaigns"),
+    path("campaigns/new/", views.campaign_new, name="campaign-new"),
+    path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign"),
+    path("campaigns/<int:campaign_id>/enrol/", views.campaign_enrol_view, name="campaign-enrol"),
+    path("campaigns/<int:campaign_id>/close/", views.campaign_close_view, name="campaign-close"),
+]

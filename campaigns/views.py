@@ -1,0 +1,453 @@
+"""Staff pages: dashboard, my follow-ups, a customer, campaigns, and the one-step follow-up form.
+
+For users who are Django staff or in the "staff" group; anyone else is sent to the login page.
+Views only read through selectors and write through one service; every list is built from a
+fixed number of queries (tests/campaigns/test_pages.py counts them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.authentication import client_ip
+from accounts.services import Actor, actor_for_user
+from campaigns import charts
+from campaigns.forms import CampaignForm, EnrolForm, FollowUpFilterForm, FollowUpForm
+from campaigns.models import CampaignStatus, CampaignTarget, FollowUpStatus, TargetGroup, TargetNote, TargetOutcome
+from campaigns.selectors import (
+    FollowUpFilters,
+    assignable_users,
+    campaign_effectiveness,
+    campaign_get,
+    campaign_list,
+    campaign_list_with_counts,
+    campaign_results,
+    campaign_target_get,
+    campaign_target_list,
+    customer_overview,
+    customers_by_risk_level,
+    follow_up_list,
+    new_high_risk_per_day,
+    open_follow_ups,
+    user_is_staff_member,
+)
+from campaigns.services import (
+    CampaignError,
+    NotVisible,
+    campaign_close,
+    campaign_create,
+    campaign_enrol,
+    campaign_target_update,
+)
+from customers.models import Customer
+
+PAGE_SIZE = 25
+RISK_CLASSES = {"low": "low", "medium": "medium", "high": "high", "critical": "critical", "unscored": "unscored"}
+STATUS_CLASSES = {
+    FollowUpStatus.TO_DO: "todo",
+    FollowUpStatus.CONTACTED: "contacted",
+    FollowUpStatus.OFFER_ACCEPTED: "accepted",
+    FollowUpStatus.OFFER_DECLINED: "declined",
+    FollowUpStatus.UNREACHABLE: "unreachable",
+    FollowUpStatus.DO_NOT_CONTACT: "dnc",
+}
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not user_is_staff_member(request.user):
+            if request.user.is_authenticated:
+                messages.warning(request, "This account has no access to the staff pages. Log in as a staff member.")
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return actor_for_user(request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None))
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback
+
+
+def _staff_by_department(department_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """Assignable staff per department, in one query."""
+    rows = (
+        get_user_model()
+        .objects.filter(is_active=True, membership__department_id__in=department_ids)
+        .filter(pk__in=_staff_pks())
+        .values_list("membership__department_id", "pk", "username")
+        .order_by("username")
+    )
+    out: dict[int, list[tuple[int, str]]] = {pk: [] for pk in department_ids}
+    for department_id, pk, username in rows:
+        out[department_id].append((pk, username))
+    return out
+
+
+def _staff_pks() -> Any:
+    from django.db.models import Q
+
+    from campaigns.selectors import STAFF_GROUP
+
+    return (
+        get_user_model()
+        .objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name=STAFF_GROUP))
+        .values("pk")
+    )
+
+
+def _cards(targets: list[CampaignTarget], staff: dict[int, list[tuple[int, str]]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "target": t,
+            "staff": staff.get(t.campaign.department_id, []),
+            "status_class": STATUS_CLASSES[t.follow_up_status],
+            "statuses": FollowUpStatus.choices,
+            "outcomes": TargetOutcome.choices,
+        }
+        for t in targets
+    ]
+
+
+def _with_recent_notes(qs: Any) -> Any:
+    return qs.prefetch_related(Prefetch("notes", queryset=TargetNote.objects.order_by("-created_at", "-pk")))
+
+
+# --- dashboard ------------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    risk = customers_by_risk_level()
+    per_day = new_high_risk_per_day(days=30)
+    work = open_follow_ups(actor=actor)
+    results = campaign_results(actor=actor)
+    context = {
+        "risk": risk,
+        "risk_total": sum(risk.values()),
+        "risk_chart": charts.horizontal_bars(
+            [
+                (level.capitalize(), risk[level], RISK_CLASSES[level])
+                for level in ("critical", "high", "medium", "low", "unscored")
+            ],
+            title="Customers by risk level (latest prediction)",
+        ),
+        "new_high_total": sum(h + c for _, h, c in per_day),
+        "new_high_chart": charts.stacked_columns(
+            [(day.strftime("%d %b"), (high, critical)) for day, high, critical in per_day],
+            series=[("High", "high"), ("Critical", "critical")],
+            title="New high and critical risk customers per day, last 30 days",
+        ),
+        "work": work,
+        "work_chart": charts.horizontal_bars(
+            [
+                (FollowUpStatus(s).label, work.by_status[s], STATUS_CLASSES[s])
+                for s in FollowUpStatus
+                if s != FollowUpStatus.DO_NOT_CONTACT
+            ],
+            title="Follow-ups in active campaigns by status",
+        ),
+        "results": results,
+        "results_chart": charts.grouped_bars(
+            [
+                (
+                    r.campaign.name,
+                    [
+                        ("Treatment", r.treatment.retention_rate, "treatment"),
+                        ("Control", r.control.retention_rate, "control"),
+                    ],
+                )
+                for r in results
+            ],
+            title="Retention rate, treatment vs control",
+        )
+        if results
+        else None,
+    }
+    return render(request, "staff/dashboard.html", context)
+
+
+# --- my follow-ups --------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def follow_ups(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    campaigns = list(campaign_list(actor=actor).exclude(status=CampaignStatus.DRAFT).values_list("pk", "name"))
+    form = FollowUpFilterForm(request.GET or None, campaigns=campaigns)
+    data = form.cleaned_data if form.is_valid() else {}
+    filters = FollowUpFilters(
+        assignee=data.get("assignee") or "me",
+        status=data.get("status") or "open",
+        campaign_id=data.get("campaign"),
+        risk_level=data.get("risk_level") or "",
+        due=data.get("due") or "",
+        outcome=data.get("outcome") or "",
+        search=data.get("q") or "",
+        sort=data.get("sort") or "due",
+    )
+    page = Paginator(_with_recent_notes(follow_up_list(actor=actor, filters=filters)), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    targets = list(page.object_list)
+    staff = _staff_by_department({t.campaign.department_id for t in targets})
+    return render(
+        request,
+        "staff/follow_ups.html",
+        {
+            "form": form,
+            "filters": filters,
+            "page": page,
+            "cards": _cards(targets, staff),
+            "today": timezone.localdate(),
+            "statuses": FollowUpStatus.choices,
+        },
+    )
+
+
+@require_POST
+@staff_required
+def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
+    """The one-step update: status, outcome, due date, assignee and a note, saved together."""
+    actor = _actor(request)
+    target = campaign_target_get(actor=actor, target_id=target_id)
+    if target is None:
+        raise Http404("No such follow-up.")
+    staff = _staff_by_department({target.campaign.department_id})
+    form = FollowUpForm(request.POST, staff=staff[target.campaign.department_id])
+    errors: dict[str, list[str]] = {}
+    saved = False
+    if form.is_valid():
+        try:
+            campaign_target_update(target_id=target.pk, actor=actor, **form.changes())
+            saved = True
+        except CampaignError as exc:
+            errors = exc.errors
+        except NotVisible:
+            raise Http404("No such follow-up.") from None
+    else:
+        errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
+    if _is_htmx(request):
+        fresh = _with_recent_notes(campaign_target_list(actor=actor)).get(pk=target.pk)
+        card = _cards([fresh], staff)[0]
+        return render(
+            request,
+            "staff/_target_card.html",
+            {
+                "card": card,
+                "errors": errors,
+                "saved": saved,
+                "today": timezone.localdate(),
+                "next": _safe_next(request, ""),
+            },
+        )
+    if saved:
+        messages.success(request, f"Follow-up for {target.customer.customer_id} saved.")
+    else:
+        for field, problems in errors.items():
+            messages.error(request, f"{field.replace('_', ' ')}: {' '.join(problems)}")
+    return HttpResponseRedirect(_safe_next(request, reverse("staff:customer", args=[target.customer.customer_id])))
+
+
+# --- customers -----------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def customer_search(request: HttpRequest) -> HttpResponse:
+    query = (request.GET.get("q") or "").strip()[:64]
+    matches = (
+        list(Customer.objects.filter(customer_id__istartswith=query).order_by("customer_id")[:20]) if query else []
+    )
+    if len(matches) == 1 or any(c.customer_id == query for c in matches):
+        exact = next((c for c in matches if c.customer_id == query), matches[0])
+        return redirect("staff:customer", customer_id=exact.customer_id)
+    return render(request, "staff/customer_search.html", {"query": query, "matches": matches})
+
+
+@require_GET
+@staff_required
+def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
+    actor = _actor(request)
+    overview = customer_overview(actor=actor, customer_id=customer_id)
+    if overview is None:
+        raise Http404("No such customer.")
+    open_targets = [t for t in overview.targets if t.campaign.status != CampaignStatus.CLOSED]
+    staff = _staff_by_department({t.campaign.department_id for t in open_targets})
+    return render(
+        request,
+        "staff/customer.html",
+        {
+            "o": overview,
+            "customer": overview.customer,
+            "cards": _cards(open_targets, staff),
+            "today": timezone.localdate(),
+            "status_classes": STATUS_CLASSES,
+        },
+    )
+
+
+# --- campaigns -----------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def campaigns(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    return render(
+        request, "staff/campaign_list.html", {"campaigns": list(campaign_list_with_counts(actor=actor)[:200])}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    owners = list(assignable_users(department_id=actor.department_id or 0).values_list("pk", "username"))
+    form = CampaignForm(request.POST or None, owners=owners, initial={"owner": request.user.pk})
+    if request.method == "POST" and form.is_valid():
+        try:
+            campaign = campaign_create(actor=actor, spec=form.spec())
+        except CampaignError as exc:
+            for field, problems in exc.errors.items():
+                form.add_error(field if field in form.fields else None, problems)
+        else:
+            messages.success(request, f"Campaign {campaign.name!r} created. Enrol customers to start it.")
+            return redirect("staff:campaign", campaign_id=campaign.pk)
+    return render(
+        request, "staff/campaign_form.html", {"form": form, "has_department": actor.department_id is not None}
+    )
+
+
+@require_GET
+@staff_required
+def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    actor = _actor(request)
+    campaign = campaign_get(actor=actor, campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    effectiveness = campaign_effectiveness(campaign=campaign)
+    staff = _staff_by_department({campaign.department_id})
+    group = request.GET.get("group") or ""
+    status = request.GET.get("status") or ""
+    targets = campaign_target_list(actor=actor).filter(campaign=campaign)
+    if group in TargetGroup.values:
+        targets = targets.filter(group=group)
+    if status in FollowUpStatus.values:
+        targets = targets.filter(follow_up_status=status)
+    page = Paginator(
+        _with_recent_notes(targets.order_by("due_date", "-qualifying_probability", "pk")), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    progress = effectiveness.progress
+    e = effectiveness.effect
+    context = {
+        "campaign": campaign,
+        "eff": effectiveness,
+        "effect": e,
+        "page": page,
+        "cards": _cards(rows, staff),
+        "group": group,
+        "status": status,
+        "statuses": FollowUpStatus.choices,
+        "enrol_form": EnrolForm(staff=staff[campaign.department_id]),
+        "today": timezone.localdate(),
+        "progress_chart": charts.progress_bar(
+            [(FollowUpStatus(s).label, progress[s], STATUS_CLASSES[s]) for s in FollowUpStatus],
+            title="Treatment follow-ups by status",
+        ),
+        "retention_chart": charts.grouped_bars(
+            [
+                (
+                    "Retention",
+                    [
+                        ("Treatment", effectiveness.treatment.retention_rate, "treatment"),
+                        ("Control", effectiveness.control.retention_rate, "control"),
+                    ],
+                )
+            ],
+            title="Retention rate, treatment vs control",
+        ),
+        "status_labels": dict(FollowUpStatus.choices),
+    }
+    return render(request, "staff/campaign.html", context)
+
+
+@require_POST
+@staff_required
+def campaign_enrol_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    actor = _actor(request)
+    campaign = campaign_get(actor=actor, campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    staff = _staff_by_department({campaign.department_id})
+    form = EnrolForm(request.POST, staff=staff[campaign.department_id])
+    if not form.is_valid():
+        for field, problems in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(problems)}")
+        return redirect("staff:campaign", campaign_id=campaign.pk)
+    try:
+        result = campaign_enrol(
+            campaign_id=campaign.pk,
+            actor=actor,
+            assignee_ids=form.cleaned_data["assignees"],
+            limit=form.cleaned_data["limit"],
+        )
+    except CampaignError as exc:
+        for field, problems in exc.errors.items():
+            messages.error(request, f"{field}: {' '.join(problems)}")
+    else:
+        skipped = []
+        if result.already_enrolled:
+            skipped.append(f"{result.already_enrolled} already in this campaign")
+        if result.in_other_campaign:
+            skipped.append(f"{result.in_other_campaign} in another active campaign")
+        if result.over_limit:
+            skipped.append(f"{result.over_limit} over the limit")
+        messages.success(
+            request,
+            f"Enrolled {result.enrolled} customers: {result.treatment} to follow up, "
+            f"{result.control} held out as control." + (f" Skipped {', '.join(skipped)}." if skipped else ""),
+        )
+    return redirect("staff:campaign", campaign_id=campaign.pk)
+
+
+@require_POST
+@staff_required
+def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    actor = _actor(request)
+    campaign = campaign_get(actor=actor, campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    campaign_close(campaign_id=campaign.pk, actor=actor)
+    messages.success(request, f"Campaign {campaign.name!r} closed. Outcomes can still be recorded.")
+    return redirect("staff:campaign", campaign_id=campaign.pk)
