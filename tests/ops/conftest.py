@@ -1,0 +1,229 @@
+"""Fixtures that run the platform for real: gunicorn with two workers, a Celery worker, Prometheus.
+
+The processes use a copy of the migrated test database (PostgreSQL ``CREATE DATABASE ... TEMPLATE``)
+so that what they write never leaks into other tests, and the Redis database the suite was given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "churn.test"
+# Production mode redirects plain HTTP; behind the ingress every request arrives marked HTTPS.
+HEADERS = {"Host": HOST, "X-Forwarded-Proto": "https"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (Debian package; .ci/run installs it)")
+    return path
+
+
+def wait_for(url: str, *, timeout: float = 40.0, headers: dict | None = None, proc: subprocess.Popen | None = None,
+             log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            output = log.read_text()[-3000:] if log and log.exists() else ""
+            raise AssertionError(f"process exited with {proc.returncode} before {url} answered:\n{output}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, headers=headers, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    output = log.read_text()[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"{url} did not answer within {timeout}s:\n{output}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@dataclass
+class LivePlatform:
+    """A running copy of the platform and what the tests need to talk to it."""
+
+    base_url: str
+    env: dict[str, str]
+    api_key: str
+    multiproc_dir: Path
+    log_out: Path
+    log_err: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def get(self, path: str, **kwargs: object) -> requests.Response:
+        headers = {**HEADERS, **kwargs.pop("headers", {})}  # type: ignore[arg-type]
+        return requests.get(self.base_url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def post(self, path: str, **kwargs: object) -> requests.Response:
+        headers = {**HEADERS, **kwargs.pop("headers", {})}  # type: ignore[arg-type]
+        return requests.post(self.base_url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+
+def _pg_connect(dbname: str):  # type: ignore[no-untyped-def]
+    import psycopg2
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    conn = psycopg2.connect(
+        dbname=dbname, user=db.get("USER") or None, password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None, port=db.get("PORT") or None,
+    )
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def live_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """URL of a copy of the migrated test database, dropped at the end of the session."""
+    from django.conf import settings
+    from django.db import connections
+
+    db = settings.DATABASES["default"]
+    if "postgresql" not in db["ENGINE"]:
+        pytest.skip("the live-process tests need PostgreSQL (set DATABASE_URL); SQLite test databases live in memory")
+    template = db["NAME"]
+    live = f"{template}_live"[:63]
+    with django_db_blocker.unblock():
+        connections.close_all()
+        conn = _pg_connect("postgres")
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()",
+                [template, live],
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{live}"')
+            cur.execute(f'CREATE DATABASE "{live}" TEMPLATE "{template}"')
+        conn.close()
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    yield f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{live}"
+    conn = _pg_connect("postgres")
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [live])
+        cur.execute(f'DROP DATABASE IF EXISTS "{live}"')
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def live_env(live_database_url, tmp_path_factory) -> dict[str, str]:
+    """Production-mode environment for the platform's processes."""
+    from django.conf import settings
+
+    redis_url = os.environ.get("REDIS_URL") or ""
+    if not redis_url:
+        pytest.skip("the live-process tests need Redis (set REDIS_URL)")
+    var_dir = tmp_path_factory.mktemp("live-var")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_", "CELERY_", "PROMETHEUS_"))}
+    env.update(
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        DJANGO_ALLOWED_HOSTS=HOST,
+        DATABASE_URL=live_database_url,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL or redis_url,
+        CELERY_RESULT_BACKEND=redis_url,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        CACHE_KEY_PREFIX=f"ops-live-{secrets.token_hex(4)}",
+        CHURN_VAR_DIR=str(var_dir),
+        LOG_FORMAT="json",
+        LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
+    """gunicorn -c gunicorn.conf.py with two workers on a free 127.0.0.1 port."""
+    workdir = tmp_path_factory.mktemp("gunicorn")
+    multiproc = workdir / "prometheus"
+    port = free_port()
+    env = {
+        **live_env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "CHURN_SERVICE_NAME": "churn-web",
+    }
+    platform = LivePlatform(
+        base_url=f"http://127.0.0.1:{port}", env=env, api_key="", multiproc_dir=multiproc,
+        log_out=workdir / "stdout.log", log_err=workdir / "stderr.log",
+    )
+    output = platform.manage("create_api_key", "--department", "ops-live", "--name", "live-client")
+    platform.api_key = output.strip().splitlines()[-1].strip()
+    with platform.log_out.open("w") as out, platform.log_err.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "churn_platform.wsgi:application", "-c", "gunicorn.conf.py"],
+            cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True,
+        )
+    platform.processes.append(proc)
+    try:
+        wait_for(platform.base_url + "/healthz", proc=proc, log=platform.log_err)
+        yield platform
+    finally:
+        for process in platform.processes:
+            stop(process)
+
+
+@pytest.fixture(scope="session")
+def live_worker(live_platform, tmp_path_factory) -> Iterator[tuple[str, Path, str]]:
+    """A real Celery worker (prefork, two children) serving metrics and probes; yields (url, log, queue)."""
+    workdir = tmp_path_factory.mktemp("worker")
+    port = free_port()
+    queue = f"ops-test-{secrets.token_hex(4)}"
+    env = {
+        **live_platform.env,
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+        "CELERY_METRICS_PORT": str(port),
+        "CELERY_METRICS_ADDRESS": "127.0.0.1",
+        "CHURN_SERVICE_NAME": "churn-worker",
+    }
+    log = workdir / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "churn_platform", "worker", "-l", "INFO", "-Q", queue,
+             "-c", "2", "--include", "tests.ops.worker_tasks", "-n", f"{queue}@%h", "--without-mingle",
+             "--without-gossip"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    live_platform.processes.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url + "/healthz", proc=proc, log=log)
+    yield url, log, queue
+    stop(proc)
