@@ -198,9 +198,10 @@ def scrape_registry(*, app_state: bool = True) -> CollectorRegistry:
     """What /metrics serves: every process's values (multiprocess mode) or this process's, plus
     the scrape-time metrics."""
     registry = CollectorRegistry(auto_describe=False)
+    # First, so that a collector failure it counts is already in the totals read after it.
+    registry.register(PlatformCollector(app_state=app_state))  # type: ignore[arg-type]
     if multiprocess_enabled():
         MultiProcessCollector(registry)
     else:
         registry.register(_ProcessRegistry())  # type: ignore[arg-type]
-    registry.register(PlatformCollector(app_state=app_state))  # type: ignore[arg-type]
     return registry

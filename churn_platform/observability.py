@@ -109,6 +109,8 @@ class ProbeMiddleware:
 
     Kubelets and Prometheus address pods by IP, so their Host header is never one of
     DJANGO_ALLOWED_HOSTS; these views build no URLs, so the Host check protects nothing there.
+    Answering here also keeps probes and scrapes out of django-prometheus's per-view request
+    metrics, which would otherwise be dominated by them.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -121,8 +123,6 @@ class ProbeMiddleware:
             match = resolve(request.path_info)
         except Resolver404:
             return self.get_response(request)
-        # django-prometheus labels the request by the resolved view name.
-        request.resolver_match = match
         return match.func(request, *match.args, **match.kwargs)
 
 
