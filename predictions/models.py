@@ -61,12 +61,32 @@ class Prediction(models.Model):
     source = models.CharField(max_length=10, choices=PredictionSource.choices, default=PredictionSource.API)
     latency_ms = models.FloatField(null=True, blank=True)
     inputs = models.JSONField(null=True, blank=True, help_text="The record scored, for drift checks and audits.")
-    department = models.ForeignKey("accounts.Department", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    requested_by_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The three provenance keys are null on every batch-job row; their indexes are partial (below)
+    # because indexing a million nulls per nightly job cost ~2 s of the job's COPY time.
+    department = models.ForeignKey(
+        "accounts.Department", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    requested_by_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     requested_by_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     request_id = models.CharField(max_length=64, blank=True)
+    batch_job = models.ForeignKey(
+        "predictions.BatchJob", null=True, blank=True, on_delete=models.PROTECT, related_name="predictions",
+        # The unique (batch_job, customer_id) index below serves every lookup by job. No database
+        # constraint: its per-row check cost ~5 s of a million-row job's COPY, and the only writer
+        # is the chunk task holding a lock on the job's chunk; the ORM still PROTECTs the job.
+        db_index=False, db_constraint=False,
+    )
+    previous_risk_level = models.CharField(
+        max_length=8, choices=RiskLevel.choices, blank=True, default="",
+        help_text="Batch jobs: the customer's level in their prediction before this one ('' when none).",
+    )
+    risk_increased = models.BooleanField(
+        default=False, help_text="Batch jobs: the level is higher than in the previous prediction (campaign flag).",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
@@ -74,7 +94,168 @@ class Prediction(models.Model):
         indexes = [
             models.Index(fields=["customer_id", "-created_at"], name="prediction_customer_latest_idx"),
             models.Index(fields=["risk_level", "-created_at"], name="prediction_level_idx"),
+            models.Index(fields=["department"], condition=models.Q(department__isnull=False),
+                         name="prediction_department_idx"),
+            models.Index(fields=["requested_by_key"], condition=models.Q(requested_by_key__isnull=False),
+                         name="prediction_api_key_idx"),
+            models.Index(fields=["requested_by_user"], condition=models.Q(requested_by_user__isnull=False),
+                         name="prediction_user_idx"),
+            models.Index(fields=["-created_at"], condition=models.Q(risk_increased=True),
+                         name="prediction_risk_increased_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch_job", "customer_id"], condition=models.Q(batch_job__isnull=False),
+                name="prediction_one_per_customer_per_job",
+                violation_error_message="A batch job scores each customer once.",
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.churn_probability:.3f} ({self.risk_level})"
+
+
+# --- batch scoring jobs ---------------------------------------------------------------------
+
+
+class BatchJobScope(models.TextChoices):
+    ALL = "all", "All customers"
+    FILTER = "filter", "Customers matching a filter"
+    IDS = "ids", "A list of customer ids"
+    FILE = "file", "Records in an uploaded file"
+
+
+class BatchJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIALLY_SUCCEEDED = "partially_succeeded", "Partially succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_JOB_STATUSES = (
+    BatchJobStatus.SUCCEEDED, BatchJobStatus.PARTIALLY_SUCCEEDED, BatchJobStatus.FAILED, BatchJobStatus.CANCELLED,
+)
+
+
+class BatchJobOrigin(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    SCHEDULE = "schedule", "Schedule"
+    COMMAND = "command", "Command"
+
+
+class BatchJob(models.Model):
+    """Scoring many customers at once: its scope, model version, progress, counts, timings and output."""
+
+    scope = models.CharField(max_length=8, choices=BatchJobScope.choices)
+    filters = models.JSONField(default=dict, blank=True, help_text="Scope filter: the customer list's filters.")
+    customer_ids = models.JSONField(default=list, blank=True, help_text="Scope ids: the customer ids asked for.")
+    input_file = models.FileField(upload_to="batch_jobs/inputs/", max_length=255, blank=True)
+    input_name = models.CharField(max_length=255, blank=True, help_text="Scope file: the uploaded file's name.")
+    model_version = models.ForeignKey("modelregistry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=BatchJobStatus.choices, default=BatchJobStatus.QUEUED,
+                              db_index=True)
+    origin = models.CharField(max_length=10, choices=BatchJobOrigin.choices, default=BatchJobOrigin.API)
+    chunk_size = models.PositiveIntegerField()
+    chunk_count = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0, help_text="Chunks finished, scored or failed.")
+    total = models.PositiveBigIntegerField(default=0, help_text="Customers or rows in scope.")
+    scored = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    risk_increased = models.PositiveBigIntegerField(default=0, help_text="Customers whose risk level rose.")
+    requested_by = models.CharField(max_length=200, blank=True)
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    department = models.ForeignKey(
+        "accounts.Department", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    output_file = models.FileField(upload_to="batch_jobs/results/", max_length=255, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="Unknown ids, rejected rows, per-worker figures.")
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(chunk_size__gt=0), name="batchjob_chunk_size_positive",
+                violation_error_message="The chunk size must be positive.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"batch job {self.pk} ({self.scope}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_JOB_STATUSES
+
+    @property
+    def progress(self) -> float:
+        """Share of the scope handled, 0..1."""
+        if self.is_finished and self.status != BatchJobStatus.CANCELLED:
+            return 1.0
+        if not self.total:
+            return 0.0
+        return min(1.0, round((self.scored + self.failed) / self.total, 4))
+
+
+class BatchChunkStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BatchChunk(models.Model):
+    """One slice of a batch job, scored by one task: a customer pk range, a pk list, or a file part.
+
+    Its status row makes the task safe to deliver twice: the chunk's predictions are written in
+    the same transaction that marks it done, under a lock on this row.
+    """
+
+    job = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="chunks", db_index=False)
+    index = models.PositiveIntegerField()
+    pk_low = models.BigIntegerField(null=True, blank=True)
+    pk_high = models.BigIntegerField(null=True, blank=True)
+    customer_pks = models.JSONField(null=True, blank=True)
+    part_name = models.CharField(max_length=255, blank=True, help_text="Scope file: this chunk's part in storage.")
+    size = models.PositiveIntegerField(default=0, help_text="Rows expected when the job was planned.")
+    status = models.CharField(max_length=10, choices=BatchChunkStatus.choices, default=BatchChunkStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    scored = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    risk_increased = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Rejected rows (a sample): line, customer_id, errors.")
+    worker = models.CharField(max_length=200, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent reading, scoring and writing.")
+    error = models.TextField(blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "index"], name="batchchunk_unique_index",
+                violation_error_message="A job has one chunk per index.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk {self.index} ({self.status})"
