@@ -23,10 +23,12 @@ def percent(value: float) -> str:
     return f"{value:.0%}"
 
 
-def _svg(width: int, height: int, title: str, body: list[str], css: str = "chart") -> SafeString:
+def _svg(
+    width: int, height: int, title: str, body: list[str], css: str = "chart", aspect: str = "xMinYMin meet"
+) -> SafeString:
     return mark_safe(  # noqa: S308 - every interpolated label is escaped above
         f'<svg class="{css}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-        f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f'preserveAspectRatio="{aspect}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
         + "".join(body)
         + "</svg>"
     )
@@ -111,7 +113,7 @@ def grouped_bars(
     label_w, bar_w, bar_h, gap = 150, 260, 16, 14
     per_group = max((len(bars) for _, bars in groups), default=1)
     group_h = per_group * (bar_h + 4) + gap
-    width = label_w + bar_w + 80
+    width = label_w + bar_w + 130  # room for 'Treatment 100%' after a full bar
     height = group_h * max(1, len(groups)) + 6
     body = []
     for gi, (label, bars) in enumerate(groups):
@@ -143,4 +145,4 @@ def progress_bar(segments: Sequence[tuple[str, float, str]], *, title: str) -> S
                 f"<title>{escape(label)}: {value:,.0f} ({value / total:.0%})</title></rect>"
             )
         x += w
-    return _svg(width, height, title, body, css="chart progress")
+    return _svg(width, height, title, body, css="chart progress", aspect="none")

@@ -14,7 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -101,6 +103,10 @@ def campaign_target_get(*, actor: Actor, target_id: int) -> CampaignTarget | Non
 
 def latest_predictions() -> QuerySet[Prediction]:
     """Each customer's most recent prediction (ties broken by the later row)."""
+    if connection.vendor == "postgresql":
+        # DISTINCT ON walks the (customer_id, created_at) index: 3x faster than the window below.
+        latest = Prediction.objects.order_by("customer_id", "-created_at", "-pk").distinct("customer_id").values("pk")
+        return Prediction.objects.filter(pk__in=latest)
     ranked = (
         Prediction.objects.annotate(
             rank=Window(RowNumber(), partition_by=[F("customer_id")], order_by=[F("created_at").desc(), F("pk").desc()])
@@ -346,6 +352,16 @@ def campaign_results(*, actor: Actor, limit: int = 6) -> list[CampaignResult]:
 
 # --- follow-up work -----------------------------------------------------------------------------
 
+
+def with_current_risk(qs: QuerySet[CampaignTarget]) -> QuerySet[CampaignTarget]:
+    """Adds each target's customer's latest probability and risk level (two indexed subqueries per row)."""
+    latest = Prediction.objects.filter(customer_id=OuterRef("customer__customer_id")).order_by("-created_at", "-pk")
+    return qs.annotate(
+        current_probability=Subquery(latest.values("churn_probability")[:1]),
+        current_risk_level=Subquery(latest.values("risk_level")[:1]),
+    )
+
+
 FOLLOW_UP_SORTS = {
     "due": ("due_date", "-qualifying_probability", "pk"),
     "-due": ("-due_date", "-qualifying_probability", "pk"),
@@ -397,12 +413,7 @@ def follow_up_list(*, actor: Actor, filters: FollowUpFilters, today: date | None
         qs = qs.filter(outcome=filters.outcome)
     if filters.search:
         qs = qs.filter(customer__customer_id__istartswith=filters.search.strip())
-    latest = Prediction.objects.filter(customer_id=OuterRef("customer__customer_id")).order_by("-created_at", "-pk")
-    qs = qs.annotate(
-        current_probability=Subquery(latest.values("churn_probability")[:1]),
-        current_risk_level=Subquery(latest.values("risk_level")[:1]),
-    )
-    return qs.order_by(*FOLLOW_UP_SORTS.get(filters.sort, FOLLOW_UP_SORTS["due"]))
+    return with_current_risk(qs).order_by(*FOLLOW_UP_SORTS.get(filters.sort, FOLLOW_UP_SORTS["due"]))
 
 
 # --- a customer ----------------------------------------------------------------------------------
@@ -444,39 +455,109 @@ def customer_overview(*, actor: Actor, customer_id: str, history: int = 20) -> C
 # --- dashboard ----------------------------------------------------------------------------------
 
 
+_LATEST_LEVEL_SQL = {
+    # DISTINCT ON walks the (customer_id, created_at) index; the window form is for SQLite (make run).
+    "postgresql": "SELECT risk_level, COUNT(*) FROM (SELECT DISTINCT ON (customer_id) risk_level FROM {table} "
+    "ORDER BY customer_id, created_at DESC, id DESC) latest GROUP BY risk_level",
+    "default": "SELECT risk_level, COUNT(*) FROM (SELECT risk_level, ROW_NUMBER() OVER (PARTITION BY customer_id "
+    "ORDER BY created_at DESC, id DESC) AS rn FROM {table}) ranked WHERE rn = 1 GROUP BY risk_level",
+}
+
+# Each customer's first prediction at a level, counted per day of that first prediction. Grouped
+# in the database: bucketing tens of thousands of timestamps in Python cost ~200 ms.
+_NEW_AT_LEVEL_SQL = (
+    "SELECT risk_level, DATE(first_at), COUNT(*) FROM (SELECT customer_id, risk_level, MIN(created_at) AS first_at "
+    "FROM {table} WHERE risk_level IN (%s, %s) GROUP BY customer_id, risk_level) firsts "
+    "WHERE first_at >= %s GROUP BY risk_level, DATE(first_at)"
+)
+
+
+def _prediction_table() -> str:
+    return connection.ops.quote_name(Prediction._meta.db_table)
+
+
 def customers_by_risk_level() -> dict[str, int]:
     """How many customers each risk level holds by their latest prediction; 'unscored' for the rest."""
     counts = {level.value: 0 for level in RiskLevel}
-    rows = latest_predictions().values("risk_level").annotate(n=Count("pk")).order_by()
-    for row in rows:
-        counts[row["risk_level"]] = row["n"]
+    sql = _LATEST_LEVEL_SQL.get(connection.vendor, _LATEST_LEVEL_SQL["default"]).format(table=_prediction_table())
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        counts.update(dict(cursor.fetchall()))
     counts["unscored"] = max(0, Customer.objects.count() - sum(counts.values()))
     return counts
 
 
 def new_high_risk_per_day(*, days: int = 30, now: datetime | None = None) -> list[tuple[date, int, int]]:
-    """(day, new high, new critical) for the last ``days`` days.
+    """(day, new high, new critical) for the last ``days`` days (UTC days, as TIME_ZONE is UTC).
 
     A customer is new at a level on the day of their first prediction at that level.
     """
     now = now or timezone.now()
-    today = timezone.localdate(now)
-    first_day = today - timedelta(days=days - 1)
+    first_day = timezone.localdate(now) - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
-    firsts = (
-        Prediction.objects.filter(risk_level__in=HIGH_RISK_LEVELS)
-        .values("customer_id", "risk_level")
-        .annotate(first=Min("created_at"))
-        .filter(first__gte=since)
-        .values_list("risk_level", "first")
-        .order_by()
-    )
     per_day: dict[date, list[int]] = {first_day + timedelta(days=i): [0, 0] for i in range(days)}
-    for level, first in firsts:
-        day = timezone.localdate(first)
-        if day in per_day:
-            per_day[day][0 if level == RiskLevel.HIGH else 1] += 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _NEW_AT_LEVEL_SQL.format(table=_prediction_table()), [RiskLevel.HIGH.value, RiskLevel.CRITICAL.value, since]
+        )
+        for level, day, n in cursor.fetchall():
+            day = date.fromisoformat(day) if isinstance(day, str) else day  # SQLite returns text
+            if day in per_day:
+                per_day[day][0 if level == RiskLevel.HIGH else 1] += n
     return [(day, high, critical) for day, (high, critical) in sorted(per_day.items())]
+
+
+# The population charts scan every prediction (~100 ms per 100,000 customers, growing with the
+# history), too slow to compute on each page view. They are served from a snapshot in the shared
+# cache that beat refreshes every few minutes (campaigns.tasks.refresh_population_stats); a stale
+# snapshot is still served while one refresh is queued.
+POPULATION_CACHE_KEY = "campaigns:population-stats:v1"
+POPULATION_FRESH_SECONDS = 300
+POPULATION_KEEP_SECONDS = 24 * 3600
+_POPULATION_REFRESH_LOCK = "campaigns:population-stats:refreshing"
+
+
+@dataclass(frozen=True)
+class PopulationStats:
+    risk: dict[str, int]
+    new_high: list[tuple[date, int, int]]
+    computed_at: datetime
+
+    @property
+    def total(self) -> int:
+        return sum(self.risk.values())
+
+    @property
+    def new_high_total(self) -> int:
+        return sum(high + critical for _, high, critical in self.new_high)
+
+
+def population_stats_refresh(*, now: datetime | None = None) -> PopulationStats:
+    """Compute the population figures and store them as the current snapshot."""
+    now = now or timezone.now()
+    stats_ = PopulationStats(customers_by_risk_level(), new_high_risk_per_day(days=30, now=now), now)
+    cache.set(
+        POPULATION_CACHE_KEY,
+        {"risk": stats_.risk, "new_high": stats_.new_high, "computed_at": stats_.computed_at},
+        POPULATION_KEEP_SECONDS,
+    )
+    return stats_
+
+
+def population_stats(*, now: datetime | None = None) -> PopulationStats:
+    """The latest snapshot; computed now when there is none, refreshed in the background when stale."""
+    now = now or timezone.now()
+    cached = cache.get(POPULATION_CACHE_KEY)
+    if cached is None:
+        return population_stats_refresh(now=now)
+    snapshot = PopulationStats(cached["risk"], cached["new_high"], cached["computed_at"])
+    if (now - snapshot.computed_at).total_seconds() > POPULATION_FRESH_SECONDS and cache.add(
+        _POPULATION_REFRESH_LOCK, 1, 60
+    ):
+        from campaigns.tasks import refresh_population_stats
+
+        refresh_population_stats.delay()
+    return snapshot
 
 
 @dataclass(frozen=True)

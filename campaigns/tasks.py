@@ -32,3 +32,17 @@ def apply_recorded_outcomes(*, customer_ids: list[str]) -> int:
     from campaigns.services import campaign_targets_apply_outcomes
 
     return campaign_targets_apply_outcomes(customer_ids=customer_ids)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True,
+    max_retries=3,
+)
+def refresh_population_stats() -> str:
+    """Recompute the dashboard's population charts (beat runs it every 5 minutes); it only overwrites a snapshot."""
+    from campaigns.selectors import population_stats_refresh
+
+    return population_stats_refresh().computed_at.isoformat()

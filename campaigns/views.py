@@ -40,11 +40,11 @@ from campaigns.selectors import (
     campaign_target_get,
     campaign_target_list,
     customer_overview,
-    customers_by_risk_level,
     follow_up_list,
-    new_high_risk_per_day,
     open_follow_ups,
+    population_stats,
     user_is_staff_member,
+    with_current_risk,
 )
 from campaigns.services import (
     CampaignError,
@@ -146,13 +146,12 @@ def _with_recent_notes(qs: Any) -> Any:
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
-    risk = customers_by_risk_level()
-    per_day = new_high_risk_per_day(days=30)
+    population = population_stats()
+    risk = population.risk
     work = open_follow_ups(actor=actor)
     results = campaign_results(actor=actor)
     context = {
-        "risk": risk,
-        "risk_total": sum(risk.values()),
+        "population": population,
         "risk_chart": charts.horizontal_bars(
             [
                 (level.capitalize(), risk[level], RISK_CLASSES[level])
@@ -160,9 +159,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             ],
             title="Customers by risk level (latest prediction)",
         ),
-        "new_high_total": sum(h + c for _, h, c in per_day),
         "new_high_chart": charts.stacked_columns(
-            [(day.strftime("%d %b"), (high, critical)) for day, high, critical in per_day],
+            [(day.strftime("%d %b"), (high, critical)) for day, high, critical in population.new_high],
             series=[("High", "high"), ("Critical", "critical")],
             title="New high and critical risk customers per day, last 30 days",
         ),
@@ -257,7 +255,7 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
     else:
         errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
     if _is_htmx(request):
-        fresh = _with_recent_notes(campaign_target_list(actor=actor)).get(pk=target.pk)
+        fresh = _with_recent_notes(with_current_risk(campaign_target_list(actor=actor))).get(pk=target.pk)
         card = _cards([fresh], staff)[0]
         return render(
             request,
@@ -365,7 +363,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     if status in FollowUpStatus.values:
         targets = targets.filter(follow_up_status=status)
     page = Paginator(
-        _with_recent_notes(targets.order_by("due_date", "-qualifying_probability", "pk")), PAGE_SIZE
+        _with_recent_notes(with_current_risk(targets).order_by("due_date", "-qualifying_probability", "pk")), PAGE_SIZE
     ).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     progress = effectiveness.progress

@@ -333,3 +333,19 @@ def test_pages_use_a_fixed_number_of_queries(
             {"follow_up_status": "contacted", "note": "hi"},
             HTTP_HX_REQUEST="true",
         )
+
+
+def test_population_charts_come_from_a_snapshot_refreshed_when_stale():
+    from django_celery_beat.models import PeriodicTask
+
+    from campaigns.selectors import POPULATION_FRESH_SECONDS, population_stats
+
+    scored_customer("SNAP-1", 0.9)
+    assert population_stats().risk["critical"] == 1
+    scored_customer("SNAP-2", 0.95)
+    assert population_stats().risk["critical"] == 1  # a fresh snapshot is served as is
+    later = timezone.now() + timedelta(seconds=POPULATION_FRESH_SECONDS + 1)
+    assert population_stats(now=later).risk["critical"] == 1  # stale: served once more, refresh queued
+    assert population_stats(now=later).risk["critical"] == 2  # the refresh (eager in tests) has landed
+    scheduled = set(PeriodicTask.objects.values_list("task", flat=True))
+    assert {"campaigns.tasks.refresh_population_stats", "campaigns.tasks.close_ended_campaigns"} <= scheduled
