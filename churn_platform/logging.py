@@ -22,6 +22,10 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 REDACTED = "[REDACTED]"
 
+# Python warnings would otherwise be printed raw to stderr, breaking one-JSON-object-per-line logs;
+# this module is loaded by every process's logging configuration.
+logging.captureWarnings(True)
+
 
 def current_request_id() -> str | None:
     return _request_id.get()

@@ -323,6 +323,7 @@ LOGGING = {
         # Django's own default handlers would print these records a second time, unformatted.
         "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "py.warnings": {"handlers": [], "propagate": True},
         "celery": {"level": LOG_LEVEL},
     },
 }
@@ -331,3 +332,7 @@ LOGGING = {
 
 # When set, /metrics answers only scrapes that send "Authorization: Bearer <token>".
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# prometheus_client fails at the first metric when its multiprocess directory is missing (a fresh
+# emptyDir mount, a one-off management command); settings load before any metric is created.
+if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,9 @@ class LivePlatform:
 
 def _pg_connect(dbname: str):  # type: ignore[no-untyped-def]
     import psycopg2
-    from django.conf import settings
+    from django.db import connections
 
-    db = settings.DATABASES["default"]
+    db = connections["default"].settings_dict
     conn = psycopg2.connect(
         dbname=dbname, user=db.get("USER") or None, password=db.get("PASSWORD") or None,
         host=db.get("HOST") or None, port=db.get("PORT") or None,
@@ -110,10 +110,9 @@ def _pg_connect(dbname: str):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def live_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     """URL of a copy of the migrated test database, dropped at the end of the session."""
-    from django.conf import settings
     from django.db import connections
 
-    db = settings.DATABASES["default"]
+    db = connections["default"].settings_dict  # NAME is the test database's here
     if "postgresql" not in db["ENGINE"]:
         pytest.skip("the live-process tests need PostgreSQL (set DATABASE_URL); SQLite test databases live in memory")
     template = db["NAME"]
