@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
+from churn_ml.record import RecordCheck
 from churn_ml.schema import FIELD_ORDER, ValidationResult
 from customers.models import Customer, Outcome
 
@@ -120,14 +121,14 @@ def _upsert_batch(records: list[dict[str, Any]], source: str) -> UpsertCounts:
 
 
 @transaction.atomic
-def customer_upsert(*, result: ValidationResult, source: str, actor: Actor = SYSTEM) -> tuple[Customer, bool]:
-    """Create or update the one customer of a valid single-record result; returns (customer, created)."""
-    record = result.record(0)
+def customer_upsert(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -> tuple[Customer, bool]:
+    """Create or update the customer of a valid single record; returns (customer, created)."""
+    record = dict(check.record)
     customer_id = record.pop("customer_id")
     defaults = {
         **record,
-        "quality_completeness": round(float(result.completeness()[0]), 2),
-        "quality_warnings": result.warnings.get(0, []),
+        "quality_completeness": round(check.completeness, 2),
+        "quality_warnings": check.warnings,
         "source": source,
     }
     customer, created = Customer.objects.select_for_update().update_or_create(

@@ -18,7 +18,8 @@ import numpy as np
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor
-from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_record, validate_records
+from churn_ml.record import check_record
+from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
 from churn_ml.tiers import risk_level, risk_levels
 from churn_platform import metrics
 from churn_platform.db import insert_objects, relaxed_commit
@@ -85,10 +86,10 @@ def _resolve_one(body: Mapping[str, Any]) -> dict[str, Any]:
         if stored is None:
             raise ScoringInputError({"customer_id": ["No stored customer with this customer_id."]})
         return stored
-    result = validate_record(body)
-    if result.errors:
-        raise ScoringInputError(result.errors[0])
-    return result.record(0)
+    check = check_record(body)
+    if check.errors:
+        raise ScoringInputError(check.errors)
+    return check.record
 
 
 def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> tuple[Prediction, LoadedModel]:

@@ -1,11 +1,10 @@
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 from rest_framework_simplejwt.views import TokenRefreshView
 
 from accounts.api import views
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
+router = SimpleRouter(trailing_slash=True)
 router.register("api-keys", views.ApiKeyViewSet, basename="api-key")
 router.register("audit-log", views.AuditLogViewSet, basename="audit-log")
 

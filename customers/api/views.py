@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.context import actor_for_request
-from churn_ml.schema import validate_record, validate_records
+from churn_ml.record import check_record
+from churn_ml.schema import validate_records
 from churn_platform.api import require_object, require_record_list, row_errors
 from customers.api.filters import CustomerFilter
 from customers.api.serializers import (
@@ -42,10 +43,10 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=CustomerRecordSerializer, responses={200: CustomerSerializer, 201: CustomerSerializer})
     def create(self, request: Request) -> Response:
-        result = validate_record(require_object(request.data))
-        if result.errors:
-            raise ValidationError(result.errors[0])
-        customer, created = customer_upsert(result=result, source="api", actor=actor_for_request(request))
+        check = check_record(require_object(request.data))
+        if check.errors:
+            raise ValidationError(check.errors)
+        customer, created = customer_upsert(check=check, source="api", actor=actor_for_request(request))
         return Response(
             CustomerSerializer(customer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
