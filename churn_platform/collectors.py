@@ -157,7 +157,7 @@ class PlatformCollector:
     def _queues(self) -> Iterator[Metric]:
         try:
             depths = celery_queue_depths()
-        except Exception:  # noqa: BLE001 - a broker outage must not break the scrape
+        except Exception:  # a broker outage must not break the scrape
             self._failed("celery_queue_depth")
             return
         if depths is None:
@@ -170,7 +170,7 @@ class PlatformCollector:
     def _registry(self) -> Iterator[Metric]:
         try:
             active = registry_active_versions()
-        except Exception:  # noqa: BLE001 - a database outage must not break the scrape
+        except Exception:  # a database outage must not break the scrape
             self._failed("model_registry")
             return
         count = GaugeMetricFamily(

@@ -128,10 +128,11 @@ def _configured_secrets() -> list[str]:
 
         if not settings.configured:
             return []
-        values = [settings.SECRET_KEY, settings.SIMPLE_JWT.get("SIGNING_KEY", ""), getattr(settings, "METRICS_TOKEN", "")]
+        values = [settings.SECRET_KEY, settings.SIMPLE_JWT.get("SIGNING_KEY", "")]
+        values.append(getattr(settings, "METRICS_TOKEN", ""))
         values += [db.get("PASSWORD", "") for db in settings.DATABASES.values()]
         values += list(getattr(settings, "DATA_SOURCE_ENCRYPTION_KEYS", []))
-    except Exception:  # noqa: BLE001 - logging must work before and without settings
+    except Exception:  # logging must work before and without settings
         return []
     return sorted({str(v) for v in values if v and len(str(v)) >= 8}, key=len, reverse=True)
 

@@ -34,7 +34,8 @@ BATCH_JOB_DURATION = Histogram(
     buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 BATCH_CHUNK_DURATION = Histogram(
-    "churn_batch_chunk_duration_seconds", "Wall time of one batch scoring chunk", buckets=LATENCY_BUCKETS[4:] + (10, 30, 60)
+    "churn_batch_chunk_duration_seconds", "Wall time of one batch scoring chunk",
+    buckets=(*LATENCY_BUCKETS[4:], 10, 30, 60),
 )
 
 INGESTION_ROWS = Counter("churn_ingestion_rows_total", "Rows ingested by outcome", ["source_kind", "outcome"])

@@ -88,9 +88,10 @@ class ApiMetricsMiddleware:
     def record(request: HttpRequest, response: HttpResponse) -> None:
         department, api_key = caller_labels(request)
         API_REQUESTS.labels(department=department, api_key=api_key, status=str(response.status_code)).inc()
-        if response.status_code == 401:
-            AUTH_FAILURES.labels(reason=_error_code(response)).inc()
-        elif response.status_code == 403 and _error_code(response) in AUTH_FAILURE_CODES_403:
+        refused = response.status_code == 401 or (
+            response.status_code == 403 and _error_code(response) in AUTH_FAILURE_CODES_403
+        )
+        if refused:
             AUTH_FAILURES.labels(reason=_error_code(response)).inc()
 
 

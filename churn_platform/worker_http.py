@@ -28,7 +28,7 @@ def _check_broker(app: Any) -> str | None:
     try:
         with app.connection_for_read() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
+    except Exception as exc:  # any failure means "not ready", with its reason
         return f"broker unavailable: {type(exc).__name__}: {exc}"
     return None
 
@@ -39,7 +39,7 @@ def _check_database() -> str | None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # any failure means "not ready", with its reason
         return f"database unavailable: {type(exc).__name__}: {exc}"
     finally:
         # This thread is not a request: give the connection back rather than keep it open.
@@ -50,7 +50,7 @@ def _check_database() -> str | None:
 class _QuietHandler(WSGIRequestHandler):
     """Probes and scrapes every few seconds would flood the log."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
         return
 
 

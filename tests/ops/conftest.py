@@ -122,7 +122,8 @@ def live_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
         conn = _pg_connect("postgres")
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()",
                 [template, live],
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{live}"')

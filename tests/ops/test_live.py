@@ -27,6 +27,7 @@ from tests.ops.metrics_text import samples, value
 # django_db makes pytest-django create the test database that the live processes copy.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
+CUSTOMERS = "/api/v1/customers/"
 RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
 
 
@@ -50,7 +51,7 @@ def test_totals_are_summed_over_gunicorn_workers_whichever_worker_answers(live_p
     sent = 0
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(10):
-            codes = list(pool.map(lambda _: live_platform.get("/api/v1/customers/", headers=key).status_code, range(16)))
+            codes = list(pool.map(lambda _: live_platform.get(CUSTOMERS, headers=key).status_code, range(16)))
             assert codes == [200] * 16
             sent += 16
             if sum(1 for v in per_process_api_requests(live_platform.multiproc_dir).values() if v > 0) >= 2:
@@ -117,7 +118,9 @@ def test_web_logs_are_json_with_the_request_id_and_no_secret(live_platform):
     lines = [line for line in text.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     mine = [r for r in records if r.get("request_id") == request_id]
-    assert mine and mine[0]["http"]["status"] == 200 and mine[0]["service"] == "churn-web"
+    assert mine
+    assert mine[0]["http"]["status"] == 200
+    assert mine[0]["service"] == "churn-web"
     assert any(r.get("request_id") == request_id + "-bad" and r["logger"] == "django.request" for r in records)
     assert live_platform.api_key not in text
     assert live_platform.api_key.split("_")[2] not in text
@@ -159,7 +162,8 @@ except Exception as exc:
     time.sleep(0.5)
     records = [json.loads(line) for line in worker_log.read_text().splitlines() if line.startswith("{")]
     ran = [r for r in records if r["logger"] == "tests.ops.worker_tasks"]
-    assert ran and ran[0]["request_id"] == "ops-live-task-7"
+    assert ran
+    assert ran[0]["request_id"] == "ops-live-task-7"
     assert any(r["request_id"] == "ops-live-task-7" and r["level"] == "ERROR" for r in records)
     assert "hunter2-in-args" not in worker_log.read_text()
     ready = requests.get(worker_url + "/readyz", timeout=10)

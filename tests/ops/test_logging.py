@@ -87,8 +87,10 @@ def test_json_lines_carry_the_request_id_and_no_secret_in_message_args_extras_or
         set_request_id(None)
     body = json.loads(line)
     assert body["request_id"] == "req-abc-12345"
-    assert body["level"] == "WARNING" and body["logger"] == "churn.test"
-    assert API_KEY not in line and JWT not in line
+    assert body["level"] == "WARNING"
+    assert body["logger"] == "churn.test"
+    assert API_KEY not in line
+    assert JWT not in line
     assert "ValueError" in body["exc_info"]
 
 
