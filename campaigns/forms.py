@@ -44,6 +44,9 @@ class CampaignForm(forms.Form):
         choices=_choices(ENUM_FIELDS["internet_service"]),
         widget=forms.CheckboxSelectMultiple,
     )
+    risk_increased = forms.BooleanField(
+        label="Only customers whose risk level rose at their latest scoring", required=False
+    )
     action = forms.ChoiceField(choices=CampaignAction.choices)
     discount_percent = forms.DecimalField(label="Discount (%)", required=False, max_digits=5, decimal_places=2)
     action_details = forms.CharField(
@@ -62,7 +65,9 @@ class CampaignForm(forms.Form):
 
     def spec(self) -> CampaignSpec:
         data = self.cleaned_data
-        filters = {name: data[name] for name in ("contract_type", "internet_service") if data.get(name)}
+        filters = {
+            name: data[name] for name in ("contract_type", "internet_service", "risk_increased") if data.get(name)
+        }
         minimum = data.get("target_min_probability")
         return CampaignSpec(
             name=data["name"],

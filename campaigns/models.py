@@ -51,7 +51,8 @@ class RetentionCampaign(models.Model):
         default=dict,
         blank=True,
         help_text="Customer filters: contract_type, internet_service, payment_method (lists), senior_citizen, "
-        "min_tenure_months, max_tenure_months, min_monthly_charges, max_monthly_charges.",
+        "min_tenure_months, max_tenure_months, min_monthly_charges, max_monthly_charges; "
+        "risk_increased (the latest prediction raised the level).",
     )
     action = models.CharField(max_length=20, choices=CampaignAction.choices)
     discount_percent = models.DecimalField(
@@ -124,7 +125,12 @@ class RetentionCampaign(models.Model):
             parts.append(f"probability at least {self.target_min_probability:.0%}")
         for name, value in sorted(self.target_filters.items()):
             label = name.replace("_", " ")
-            parts.append(f"{label} {' or '.join(map(str, value)) if isinstance(value, list) else value}")
+            if isinstance(value, list):
+                parts.append(f"{label} {' or '.join(map(str, value))}")
+            elif isinstance(value, bool):
+                parts.append(label if value else f"not {label}")
+            else:
+                parts.append(f"{label} {value}")
         return ", ".join(parts) or "no rule"
 
     def action_summary(self) -> str:

@@ -153,6 +153,9 @@ def campaign_candidates(*, campaign: RetentionCampaign) -> list[Candidate]:
         predictions = predictions.filter(risk_level__in=campaign.target_risk_levels)
     if campaign.target_min_probability is not None:
         predictions = predictions.filter(churn_probability__gte=campaign.target_min_probability)
+    if campaign.target_filters.get("risk_increased"):
+        # Set by batch scoring when a customer's level rose since their previous prediction.
+        predictions = predictions.filter(risk_increased=True)
     matched = {
         cid: (pk, p, level)
         for pk, cid, p, level in predictions.values_list("pk", "customer_id", "churn_probability", "risk_level")

@@ -130,11 +130,11 @@ def clean_target_filters(value: Any) -> dict[str, Any]:
                 errors.append(f"{name}: expected a number of at least 0.")
             else:
                 out[name] = raw
-        elif name == "senior_citizen":
-            if raw is None:
+        elif name in ("senior_citizen", "risk_increased"):
+            if raw is None or (name == "risk_increased" and raw is False):
                 continue
             if not isinstance(raw, bool):
-                errors.append("senior_citizen: expected true or false.")
+                errors.append(f"{name}: expected true or false.")
             else:
                 out[name] = raw
         else:

@@ -228,6 +228,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "InternetAddonEnum": ["Yes", "No", "No internet service"],
         "PhoneLinesEnum": ["Yes", "No", "No phone service"],
+        # Several serializers expose these choice sets; one name each keeps the schema free of collisions.
+        "ModelStatusEnum": "modelregistry.models.ModelStatus",
+        "FollowUpStatusEnum": "campaigns.models.FollowUpStatus",
+        "TargetOutcomeEnum": "campaigns.models.TargetOutcome",
+        "RiskLevelEnum": "predictions.models.RiskLevel",
     },
 }
 

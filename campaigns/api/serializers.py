@@ -73,11 +73,11 @@ class CampaignCreateSerializer(StrictSerializer):
         required=False, allow_null=True, default=None, help_text="Superusers only: the owning department's name."
     )
     target_risk_levels = serializers.ListField(
-        child=serializers.ChoiceField(choices=RiskLevel.values), required=False, default=list
+        child=serializers.ChoiceField(choices=RiskLevel.choices), required=False, default=list
     )
     target_min_probability = serializers.FloatField(required=False, allow_null=True, default=None)
     target_filters = serializers.DictField(required=False, default=dict)
-    action = serializers.ChoiceField(choices=CampaignAction.values)
+    action = serializers.ChoiceField(choices=CampaignAction.choices)
     discount_percent = serializers.DecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
     )
@@ -146,10 +146,10 @@ class CampaignTargetSerializer(serializers.ModelSerializer):
 
 
 class CampaignTargetUpdateSerializer(StrictSerializer):
-    follow_up_status = serializers.ChoiceField(choices=FollowUpStatus.values, required=False)
+    follow_up_status = serializers.ChoiceField(choices=FollowUpStatus.choices, required=False)
     assignee = serializers.CharField(required=False, allow_null=True, help_text="A staff username; null unassigns.")
     due_date = serializers.DateField(required=False, allow_null=True)
-    outcome = serializers.ChoiceField(choices=TargetOutcome.values, required=False)
+    outcome = serializers.ChoiceField(choices=TargetOutcome.choices, required=False)
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, help_text="Adds a note.")
 
 

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('goal', models.TextField(blank=True)),
                 ('target_risk_levels', models.JSONField(blank=True, default=list, help_text='Risk levels to enrol; empty: any.')),
                 ('target_min_probability', models.FloatField(blank=True, help_text='Lowest churn probability to enrol; empty: no minimum.', null=True)),
-                ('target_filters', models.JSONField(blank=True, default=dict, help_text='Customer filters: contract_type, internet_service, payment_method (lists), senior_citizen, min_tenure_months, max_tenure_months, min_monthly_charges, max_monthly_charges.')),
+                ('target_filters', models.JSONField(blank=True, default=dict, help_text='Customer filters: contract_type, internet_service, payment_method (lists), senior_citizen, min_tenure_months, max_tenure_months, min_monthly_charges, max_monthly_charges; risk_increased (the latest prediction raised the level).')),
                 ('action', models.CharField(choices=[('discount', 'Discount offer'), ('personal_call', 'Personal call'), ('satisfaction_survey', 'Satisfaction survey'), ('custom', 'Custom action')], max_length=20)),
                 ('discount_percent', models.DecimalField(blank=True, decimal_places=2, help_text='The discount offered (discount action).', max_digits=5, null=True)),
                 ('action_details', models.TextField(blank=True, help_text='What staff do or say; required for a custom action.')),

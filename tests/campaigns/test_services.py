@@ -323,3 +323,21 @@ def test_ended_campaigns_close_by_the_scheduled_task(staff_actor):
     assert target.in_active_campaign is False
     assert campaigns_close_ended(actor=SYSTEM) == []
     assert RetentionCampaign.objects.filter(status=CampaignStatus.CLOSED).count() == 1
+
+
+def test_rule_can_require_a_risk_increase_and_customer_filters(staff_actor):
+    scored_customer("ROSE", 0.7)
+    PredictionFactory(customer_id="ROSE", churn_probability=0.72, risk_increased=True)
+    scored_customer("STEADY", 0.9)
+    scored_customer("ROSE-SENIOR", 0.7, senior_citizen=True, tenure_months=40, total_charges=3400.0)
+    PredictionFactory(customer_id="ROSE-SENIOR", churn_probability=0.75, risk_increased=True)
+    campaign = campaign_create(
+        actor=staff_actor,
+        spec=CampaignSpec(
+            name="Risers", action="personal_call", target_risk_levels=["high", "critical"],
+            target_filters={"risk_increased": True, "senior_citizen": False, "max_tenure_months": 24},
+        ),
+    )  # fmt: skip
+    assert campaign.rule_summary() == "risk high or critical, max tenure months 24, risk increased, not senior citizen"
+    campaign_enrol(campaign_id=campaign.pk, actor=staff_actor)
+    assert set(_groups(campaign)) == {"ROSE"}
