@@ -60,10 +60,4 @@ class PredictionBatchView(APIView):
     def post(self, request: Request) -> Response:
         items = require_record_list(request.data, key="customers", limit=settings.BATCH_PREDICTION_MAX_RECORDS)
         outcome = predictions_score_batch(items=items, actor=actor_for_request(request))
-        version = outcome.model.version if outcome.model else None
-        return Response(
-            {
-                "predictions": [prediction_as_dict(p, version) for p in outcome.predictions],  # type: ignore[arg-type]
-                "errors": row_errors(outcome.result, outcome.errors, items),
-            }
-        )
+        return Response({"predictions": outcome.predictions, "errors": row_errors(outcome.result, outcome.errors, items)})
