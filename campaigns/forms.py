@@ -59,9 +59,22 @@ class CampaignForm(forms.Form):
     offer_months = forms.IntegerField(label="Offer length (months)", initial=3, min_value=0, max_value=120)
     follow_up_days = forms.IntegerField(label="Follow up within (days)", initial=7, min_value=0, max_value=365)
 
-    def __init__(self, *args: Any, owners: list[tuple[int, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+    department = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+
+    def __init__(
+        self,
+        *args: Any,
+        owners: list[tuple[int, str]] = (),  # type: ignore[assignment]
+        departments: list[tuple[int, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].choices = [("", "(nobody)"), *owners]
+        if departments is None:  # only superusers choose; everyone else creates for their own department
+            del self.fields["department"]
+        else:
+            self.fields["department"].choices = departments
+            self.fields["department"].required = True
 
     def spec(self) -> CampaignSpec:
         data = self.cleaned_data

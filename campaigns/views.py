@@ -25,6 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.authentication import client_ip
+from accounts.models import Department
 from accounts.services import Actor, actor_for_user
 from campaigns import charts
 from campaigns.forms import CampaignForm, EnrolForm, FollowUpFilterForm, FollowUpForm
@@ -330,11 +331,24 @@ def campaigns(request: HttpRequest) -> HttpResponse:
 @staff_required
 def campaign_new(request: HttpRequest) -> HttpResponse:
     actor = _actor(request)
-    owners = list(assignable_users(department_id=actor.department_id or 0).values_list("pk", "username"))
-    form = CampaignForm(request.POST or None, owners=owners, initial={"owner": request.user.pk})
+    departments = None
+    if actor.is_superuser:
+        departments = list(Department.objects.order_by("name").values_list("pk", "name"))
+        owners = list(
+            get_user_model().objects.filter(pk__in=_staff_pks(), is_active=True).order_by("username")
+            .values_list("pk", "username")
+        )  # fmt: skip
+    else:
+        owners = list(assignable_users(department_id=actor.department_id or 0).values_list("pk", "username"))
+    form = CampaignForm(
+        request.POST or None,
+        owners=owners,
+        departments=departments,
+        initial={"owner": request.user.pk, "department": actor.department_id},
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            campaign = campaign_create(actor=actor, spec=form.spec())
+            campaign = campaign_create(actor=actor, spec=form.spec(), department_id=form.cleaned_data.get("department"))
         except CampaignError as exc:
             for field, problems in exc.errors.items():
                 form.add_error(field if field in form.fields else None, problems)
@@ -342,7 +356,9 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Campaign {campaign.name!r} created. Enrol customers to start it.")
             return redirect("staff:campaign", campaign_id=campaign.pk)
     return render(
-        request, "staff/campaign_form.html", {"form": form, "has_department": actor.department_id is not None}
+        request,
+        "staff/campaign_form.html",
+        {"form": form, "has_department": actor.department_id is not None or actor.is_superuser},
     )
 
 

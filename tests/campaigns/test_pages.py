@@ -349,3 +349,20 @@ def test_population_charts_come_from_a_snapshot_refreshed_when_stale():
     assert population_stats(now=later).risk["critical"] == 2  # the refresh (eager in tests) has landed
     scheduled = set(PeriodicTask.objects.values_list("task", flat=True))
     assert {"campaigns.tasks.refresh_population_stats", "campaigns.tasks.close_ended_campaigns"} <= scheduled
+
+
+def test_superusers_choose_the_department_of_a_new_campaign(client, admin_user, department, other_department):
+    client.force_login(admin_user)
+    form = client.get("/staff/campaigns/new/").content.decode()
+    assert 'name="department"' in form
+    response = client.post("/staff/campaigns/new/", {
+        "name": "Finance save", "department": str(other_department.pk), "target_risk_levels": ["critical"],
+        "action": "personal_call", "control_share": "10", "start_date": str(timezone.localdate()),
+        "horizon_months": "12", "offer_months": "0", "follow_up_days": "3",
+    })  # fmt: skip
+    assert response.status_code == 302
+    assert RetentionCampaign.objects.get(name="Finance save").department == other_department
+
+
+def test_staff_do_not_choose_a_department(staff_client):
+    assert 'name="department"' not in staff_client.get("/staff/campaigns/new/").content.decode()
