@@ -23,6 +23,7 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = PredictionSerializer
     filterset_class = PredictionFilter
     lookup_field = "prediction_id"
+    lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
     required_scopes = {"GET": "customers:read", "POST": "predictions:write"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
