@@ -155,7 +155,11 @@ def _serve_worker_http(sender: Any = None, **_: object) -> None:
             "PROMETHEUS_MULTIPROC_DIR is not set: task metrics of prefork children will be missing from :%s", port
         )
     address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 - scraped from other hosts
-    serve(app, scrape_registry(app_state=False), address=address, port=port)
+    try:
+        serve(app, scrape_registry(app_state=False), address=address, port=port)
+    except OSError as exc:  # a second worker on the same host: it still works, unscraped
+        logger.warning("Worker metrics and probes not served on %s:%s: %s", address, port, exc)
+        return
     logger.info("Serving worker metrics and probes on %s:%s", address, port)
 
 
