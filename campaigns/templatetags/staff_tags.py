@@ -78,7 +78,7 @@ def _value_words(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if name == "tenure_months":
-        return f"{value} months"
+        return f"{value} month" if value == 1 else f"{value} months"
     if name in {"monthly_charges", "total_charges"}:
         return f"{value:,.2f}"
     return str(value)
