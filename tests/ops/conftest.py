@@ -168,7 +168,7 @@ def live_env(live_database_url, tmp_path_factory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
     """gunicorn -c gunicorn.conf.py with two workers on a free 127.0.0.1 port."""
     workdir = tmp_path_factory.mktemp("gunicorn")
@@ -201,7 +201,7 @@ def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
             stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_worker(live_platform, tmp_path_factory) -> Iterator[tuple[str, Path, str]]:
     """A real Celery worker (prefork, two children) serving metrics and probes; yields (url, log, queue)."""
     workdir = tmp_path_factory.mktemp("worker")
