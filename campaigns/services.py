@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 # Rows per INSERT when enrolling: 10,000 targets go in ten statements, each well under a second.
 ENROL_BATCH_SIZE = 1000
 NOTE_MAX_LENGTH = 5000
+# Customer ids per lookup when a file import records outcomes: keeps each IN list and row lock set small.
+OUTCOME_BATCH_SIZE = 5000
 
 
 class CampaignError(Exception):
@@ -601,11 +603,17 @@ def campaign_targets_apply_outcomes(*, customer_ids: Sequence[str], actor: Actor
     An outcome observed before the enrolment says nothing about the campaign and is ignored.
     Called by the outcome-recording services (customers.services) in their transaction.
     """
-    if not customer_ids:
+    ids = list(dict.fromkeys(customer_ids))
+    if len(ids) > OUTCOME_BATCH_SIZE:
+        return sum(
+            campaign_targets_apply_outcomes(customer_ids=ids[i : i + OUTCOME_BATCH_SIZE], actor=actor)
+            for i in range(0, len(ids), OUTCOME_BATCH_SIZE)
+        )
+    if not ids:
         return 0
     targets = list(
         CampaignTarget.objects.select_for_update(of=("self",))
-        .filter(customer__customer_id__in=list(customer_ids))
+        .filter(customer__customer_id__in=ids)
         .select_related("campaign")
         .order_by("pk")
     )

@@ -341,3 +341,15 @@ def test_rule_can_require_a_risk_increase_and_customer_filters(staff_actor):
     assert campaign.rule_summary() == "risk high or critical, max tenure months 24, risk increased, not senior citizen"
     campaign_enrol(campaign_id=campaign.pk, actor=staff_actor)
     assert set(_groups(campaign)) == {"ROSE"}
+
+
+def test_outcomes_for_a_large_import_are_applied_in_batches(staff_actor, monkeypatch):
+    from campaigns import services
+
+    monkeypatch.setattr(services, "OUTCOME_BATCH_SIZE", 2)
+    for i in range(5):
+        scored_customer(f"BIG-{i}", 0.9)
+    campaign_enrol(campaign_id=CampaignFactory(control_share=0.0).pk, actor=staff_actor)
+    outcomes_bulk_record(labels={f"BIG-{i}": i % 2 == 0 for i in range(5)}, observed_at=timezone.now(), source="file")
+    got = dict(CampaignTarget.objects.values_list("customer__customer_id", "outcome"))
+    assert got == {f"BIG-{i}": "churned" if i % 2 == 0 else "retained" for i in range(5)}
