@@ -4,7 +4,8 @@ Creates a fresh database (default churn_bench_staff on 127.0.0.1), migrates it, 
 customers with 150,000 predictions over the last 30 days, enrols 10,000 of them into a campaign
 through the real enrolment service (5 staff members, 10% control), records follow-ups, notes
 and outcomes, then times every staff page in-process with Django's test client (session login,
-DEBUG off) and prints the median, p90 and worst time and the query count of each page.
+DEBUG off) and prints the median, p90 and worst time and the query count of each page. The
+dashboard is also timed with its population snapshot missing (see selectors.population_stats).
 
     .venv/bin/python bench/bench_staff_pages.py [--customers 100000] [--targets 10000] [--repeat 15]
 
@@ -173,8 +174,13 @@ def time_pages(ctx: dict, repeat: int) -> list[tuple[str, list[float], int, int]
     client = Client()
     client.force_login(ctx["user"])
     campaign = ctx["campaign"]
+    from django.core.cache import cache
+
+    from campaigns.selectors import POPULATION_CACHE_KEY
+
     pages = [
         ("dashboard", "get", "/staff/", None),
+        ("dashboard, snapshot missing *", "get", "/staff/", None),
         ("my follow-ups", "get", "/staff/follow-ups/", None),
         ("all follow-ups, riskiest first", "get", "/staff/follow-ups/?assignee=all&sort=risk", None),
         ("overdue follow-ups, any status", "get", "/staff/follow-ups/?assignee=all&status=any&due=overdue", None),
@@ -191,6 +197,8 @@ def time_pages(ctx: dict, repeat: int) -> list[tuple[str, list[float], int, int]
         call(url, data, **kwargs) if data else call(url, **kwargs)  # warm up
         times = []
         for _ in range(repeat):
+            if name.endswith("*"):
+                cache.delete(POPULATION_CACHE_KEY)
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
                 response = call(url, data, **kwargs) if data else call(url, **kwargs)
@@ -227,10 +235,13 @@ def main() -> None:
     for name, times, queries, size in time_pages(ctx, args.repeat):
         ordered = sorted(times)
         p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-        worst = max(worst, statistics.median(times))
+        if not name.endswith("*"):
+            worst = max(worst, statistics.median(times))
         print(
             f"{name:34} {statistics.median(times):10.1f} {p90:8.1f} {max(times):8.1f} {queries:8d} {size / 1024:6.0f}"
         )
+    print("* the population snapshot is computed in the request only when the cache has none (first view after a")
+    print("  deploy or a cache flush); beat refreshes it every 5 minutes and it is kept 24 hours, so views hit it.")
     print()
     verdict = "within" if worst <= BUDGET_MS else "OVER"
     print(f"slowest median {worst:.1f} ms: {verdict} the {BUDGET_MS:.0f} ms budget")
