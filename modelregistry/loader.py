@@ -136,8 +136,19 @@ def active_model() -> LoadedModel:
             model=model,
         )
         _current, _checked_at = loaded, now
+        _publish_serving(previous=current, version=version)
         logger.info("Serving model %s", version.version)
         return loaded
+
+
+def _publish_serving(*, previous: LoadedModel | None, version: ModelVersion) -> None:
+    """churn_active_model_info: 1 for the version this process serves, 0 for the one it replaced."""
+    from churn_platform import metrics
+
+    if previous is not None:
+        previous_algorithm = getattr(previous.model, "algorithm", "") or ""
+        metrics.ACTIVE_MODEL.labels(previous.version, previous_algorithm).set(0)
+    metrics.ACTIVE_MODEL.labels(version.version, version.algorithm).set(1)
 
 
 def active_scorer() -> Any:

@@ -197,3 +197,16 @@ def test_models_api_lists_and_promotes_with_the_right_scope(register_model, depa
     response = client.post(f"/api/v1/models/{active.version}/deprecate/", {}, format="json")
     assert response.status_code == 409
     assert "is active" in response.json()["detail"]
+
+
+def test_the_served_version_is_published_as_a_metric(register_model, django_capture_on_commit_callbacks):
+    from prometheus_client import REGISTRY
+
+    first = register_model(activate=True)
+    loader.active_model()
+    assert REGISTRY.get_sample_value("churn_active_model_info", {"version": first.version, "algorithm": "logistic"}) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        second = register_model(activate=True)
+    assert loader.active_model().version == second.version
+    assert REGISTRY.get_sample_value("churn_active_model_info", {"version": first.version, "algorithm": "logistic"}) == 0
+    assert REGISTRY.get_sample_value("churn_active_model_info", {"version": second.version, "algorithm": "logistic"}) == 1
