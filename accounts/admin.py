@@ -11,7 +11,9 @@ from accounts.services import actor_for_user, api_key_create, api_key_forget_cac
 
 
 def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return actor_for_user(request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None))
+    return actor_for_user(
+        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
+    )
 
 
 @admin.register(Department)
@@ -59,7 +61,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("department", "revoked_at", "expires_at")
     search_fields = ("name", "prefix")
     actions = ("revoke_selected",)
-    readonly_fields = ("prefix", "revoked_at", "revoked_reason", "last_used_at", "last_used_ip", "created_by", "created_at")
+    readonly_fields = (
+        "prefix",
+        "revoked_at",
+        "revoked_reason",
+        "last_used_at",
+        "last_used_ip",
+        "created_by",
+        "created_at",
+    )
 
     def get_form(self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -69,8 +79,21 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
             return ("department", "name", "scopes", "ip_allowlist_text", "expires_at", "rate_limit_per_minute")
-        return ("department", "name", "prefix", "scopes", "ip_allowlist", "rate_limit_per_minute", "expires_at",
-                "revoked_at", "revoked_reason", "last_used_at", "last_used_ip", "created_by", "created_at")
+        return (
+            "department",
+            "name",
+            "prefix",
+            "scopes",
+            "ip_allowlist",
+            "rate_limit_per_minute",
+            "expires_at",
+            "revoked_at",
+            "revoked_reason",
+            "last_used_at",
+            "last_used_ip",
+            "created_by",
+            "created_at",
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
         if obj is None:
@@ -96,9 +119,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
         obj.pk = key.pk
         obj.prefix = key.prefix
-        messages.warning(
-            request, f"API key created. Copy it now; it will not be shown again: {plaintext}"
-        )
+        messages.warning(request, f"API key created. Copy it now; it will not be shown again: {plaintext}")
 
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: Any) -> None:
@@ -109,7 +130,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditLogEntry)
 class AuditLogEntryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "actor_label", "department", "action", "object_type", "object_id", "outcome", "ip_address")
+    list_display = (
+        "created_at",
+        "actor_label",
+        "department",
+        "action",
+        "object_type",
+        "object_id",
+        "outcome",
+        "ip_address",
+    )
     list_filter = ("outcome", "action", "department", "object_type")
     search_fields = ("actor_label", "action", "object_id", "request_id")
     date_hierarchy = "created_at"

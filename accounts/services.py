@@ -140,8 +140,9 @@ def api_key_revoke(*, key_id: int, actor: Actor, reason: str = "") -> ApiKey:
         key.revoked_at = timezone.now()
         key.revoked_reason = reason[:200]
         key.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
-        audit_record(actor=actor, action="api_key.revoke", obj=key, department_id=key.department_id,
-                     details={"reason": reason})
+        audit_record(
+            actor=actor, action="api_key.revoke", obj=key, department_id=key.department_id, details={"reason": reason}
+        )
     # Forget the cached record now and again after commit, so no request in between can put the
     # pre-revocation record back for long.
     cache.delete(api_key_cache_key(key.prefix))

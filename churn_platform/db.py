@@ -41,9 +41,7 @@ def copy_supported() -> bool:
     return connection.vendor == "postgresql"
 
 
-def copy_rows(
-    table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, prepared: bool = False
-) -> int:
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, prepared: bool = False) -> int:
     """COPY rows (tuples in ``columns`` order) into ``table`` on PostgreSQL; returns the row count.
 
     With ``prepared`` the rows already hold COPY cells (str, int, float, or NULL_CELL), which

@@ -21,8 +21,9 @@ def _check_database() -> str | None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
-        return f"database unavailable: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"database unavailable: {type(exc).__name__}: {first_line}"
     return None
 
 
@@ -32,7 +33,7 @@ def _check_cache() -> str | None:
         cache.set("readyz-probe", probe, 10)
         if cache.get("readyz-probe") != probe:
             return "cache unavailable: a value written could not be read back"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"cache unavailable: {type(exc).__name__}: {exc}"
     return None
 
@@ -42,7 +43,7 @@ def _check_model() -> str | None:
 
     try:
         return model_readiness_problem()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"model unavailable: {type(exc).__name__}: {exc}"
 
 

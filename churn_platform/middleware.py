@@ -55,9 +55,7 @@ class ApiErrorMiddleware:
                 return json_error(400, "bad_request", "The Content-Length header is not a number.")
             is_upload = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
             if length > limit and not is_upload:
-                return json_error(
-                    413, "too_large", f"The request body is {length} bytes; the limit is {limit} bytes."
-                )
+                return json_error(413, "too_large", f"The request body is {length} bytes; the limit is {limit} bytes.")
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

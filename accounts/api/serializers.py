@@ -11,8 +11,20 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ("id", "name", "department", "prefix", "scopes", "ip_allowlist", "rate_limit_per_minute",
-                  "status", "expires_at", "revoked_at", "last_used_at", "created_at")
+        fields = (
+            "id",
+            "name",
+            "department",
+            "prefix",
+            "scopes",
+            "ip_allowlist",
+            "rate_limit_per_minute",
+            "status",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -25,8 +37,19 @@ class AuditLogEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditLogEntry
-        fields = ("id", "created_at", "actor_label", "department", "action", "object_type", "object_id",
-                  "ip_address", "request_id", "outcome", "details")
+        fields = (
+            "id",
+            "created_at",
+            "actor_label",
+            "department",
+            "action",
+            "object_type",
+            "object_id",
+            "ip_address",
+            "request_id",
+            "outcome",
+            "details",
+        )
         read_only_fields = fields
 
 

@@ -54,7 +54,7 @@ def test_key_is_stored_only_as_a_hash(api_key):
 
 
 def test_wrong_secret_with_a_real_prefix_is_401(api_key):
-    key, plaintext = api_key
+    _key, plaintext = api_key
     forged = plaintext[:-4] + ("AAAA" if not plaintext.endswith("AAAA") else "BBBB")
     assert _client(forged).get(CUSTOMERS).status_code == 401
 
@@ -138,7 +138,7 @@ def test_user_rate_limit_per_department(user, department):
 # --- JWT ------------------------------------------------------------------------------------
 
 
-def _login(username="alice", password="correct-horse-battery"):  # noqa: S107
+def _login(username="alice", password="correct-horse-battery"):
     return APIClient().post("/api/v1/auth/token/", {"username": username, "password": password}, format="json")
 
 
@@ -154,7 +154,7 @@ def test_jwt_login_and_use(user):
 
 
 def test_failed_login_is_401_and_audited(user):
-    response = _login(password="wrong")  # noqa: S106
+    response = _login(password="wrong")
     assert response.status_code == 401
     entry = AuditLogEntry.objects.get(action="auth.login", outcome="denied")
     assert entry.details == {"username": "alice"}

@@ -90,12 +90,15 @@ def test_bulk_resend_is_unchanged(key_client):
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({}, "customers"),
-    ({"customers": []}, "customers"),
-    ({"customers": {"a": 1}}, "customers"),
-    ({"customers": [record()], "extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "customers"),
+        ({"customers": []}, "customers"),
+        ({"customers": {"a": 1}}, "customers"),
+        ({"customers": [record()], "extra": 1}, "extra"),
+    ],
+)
 def test_bulk_body_shape_errors(key_client, body, field):
     response = key_client.post("/api/v1/customers/bulk/", body, format="json")
     assert response.status_code == 400

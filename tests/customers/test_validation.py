@@ -53,7 +53,9 @@ def test_gender_unknown_value(key_client):
     assert "gender" in errors_of(post(key_client, record(gender="other")))
 
 
-@pytest.mark.parametrize(("given", "stored"), [(True, True), ("Yes", True), ("no", False), (1, True), (0, False), ("true", True)])
+@pytest.mark.parametrize(
+    ("given", "stored"), [(True, True), ("Yes", True), ("no", False), (1, True), (0, False), ("true", True)]
+)
 def test_booleans_accept_the_contract_forms(key_client, given, stored):
     assert post(key_client, record(partner=given)).json()["partner"] is stored
 
@@ -87,11 +89,15 @@ def test_multiple_lines_derived_when_absent_and_no_phone(key_client):
     assert body["multiple_lines"] == "No phone service"
 
 
-@pytest.mark.parametrize("name", ["online_security", "online_backup", "device_protection", "tech_support",
-                                  "streaming_tv", "streaming_movies"])
+@pytest.mark.parametrize(
+    "name",
+    ["online_security", "online_backup", "device_protection", "tech_support", "streaming_tv", "streaming_movies"],
+)
 def test_internet_addons_must_follow_internet_service(key_client, name):
-    no_internet = {n: "No internet service" for n in ["online_security", "online_backup", "device_protection",
-                                                       "tech_support", "streaming_tv", "streaming_movies"]}
+    no_internet = dict.fromkeys(
+        ["online_security", "online_backup", "device_protection", "tech_support", "streaming_tv", "streaming_movies"],
+        "No internet service",
+    )
     errors = errors_of(post(key_client, record(internet_service="No", **{**no_internet, name: "Yes"})))
     assert errors == {name: ['Must be "No internet service" when internet_service is "No".']}
     errors = errors_of(post(key_client, record(internet_service="DSL", **{name: "No internet service"})))
@@ -99,38 +105,61 @@ def test_internet_addons_must_follow_internet_service(key_client, name):
 
 
 def test_internet_addons_derived_without_internet(key_client):
-    body = post(key_client, record(internet_service="no", online_security=..., online_backup=..., device_protection=...,
-                                   tech_support=..., streaming_tv=..., streaming_movies=...)).json()
+    body = post(
+        key_client,
+        record(
+            internet_service="no",
+            online_security=...,
+            online_backup=...,
+            device_protection=...,
+            tech_support=...,
+            streaming_tv=...,
+            streaming_movies=...,
+        ),
+    ).json()
     assert body["internet_service"] == "No"
     assert body["streaming_tv"] == "No internet service"
 
 
-@pytest.mark.parametrize(("field", "given", "stored"), [
-    ("contract_type", "one YEAR", "One year"),
-    ("internet_service", "fiber optic", "Fiber optic"),
-    ("payment_method", "Bank transfer (automatic)", "Bank transfer"),
-    ("payment_method", "credit card (automatic)", "Credit card"),
-    ("payment_method", "MAILED CHECK", "Mailed check"),
-    ("multiple_lines", "yes", "Yes"),
-])
+@pytest.mark.parametrize(
+    ("field", "given", "stored"),
+    [
+        ("contract_type", "one YEAR", "One year"),
+        ("internet_service", "fiber optic", "Fiber optic"),
+        ("payment_method", "Bank transfer (automatic)", "Bank transfer"),
+        ("payment_method", "credit card (automatic)", "Credit card"),
+        ("payment_method", "MAILED CHECK", "Mailed check"),
+        ("multiple_lines", "yes", "Yes"),
+    ],
+)
 def test_enumerations_match_case_insensitively_and_store_canonical(key_client, field, given, stored):
     assert post(key_client, record(**{field: given})).json()[field] == stored
 
 
-@pytest.mark.parametrize(("field", "bad"), [("contract_type", "Three year"), ("payment_method", "Bitcoin"),
-                                            ("internet_service", "Cable"), ("contract_type", 12)])
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("contract_type", "Three year"),
+        ("payment_method", "Bitcoin"),
+        ("internet_service", "Cable"),
+        ("contract_type", 12),
+    ],
+)
 def test_unknown_enumeration_values(key_client, field, bad):
     message = errors_of(post(key_client, record(**{field: bad})))[field][0]
     assert message.startswith("Must be one of")
 
 
-@pytest.mark.parametrize(("field", "ok", "bad"), [
-    ("tenure_months", [0, 600, "12"], [-1, 601, 1.5, "twelve", True]),
-    ("monthly_charges", [0, 10000, 19.99], [-0.01, 10000.01, "abc", False]),
-    ("age", [18, 120, None], [17, 121, 30.5]),
-    ("income", [0, 1e6, None], [-1]),
-    ("total_charges", [0, 1e9], [-5, "lots"]),
-])
+@pytest.mark.parametrize(
+    ("field", "ok", "bad"),
+    [
+        ("tenure_months", [0, 600, "12"], [-1, 601, 1.5, "twelve", True]),
+        ("monthly_charges", [0, 10000, 19.99], [-0.01, 10000.01, "abc", False]),
+        ("age", [18, 120, None], [17, 121, 30.5]),
+        ("income", [0, 1e6, None], [-1]),
+        ("total_charges", [0, 1e9], [-5, "lots"]),
+    ],
+)
 def test_numeric_ranges(key_client, field, ok, bad):
     for value in ok:
         extra = {"tenure_months": 1} if field == "total_charges" else {}

@@ -53,7 +53,7 @@ def test_the_database_refuses_two_active_versions(register_model):
 def test_promotion_refuses_a_clearly_worse_candidate_and_records_why(register_model):
     active = register_model(activate=True, roc_auc=0.85)
     worse = register_model(activate=False, roc_auc=0.835)
-    with pytest.raises(PromotionRefused, match="more than 0.01 below"):
+    with pytest.raises(PromotionRefused, match=r"more than 0\.01 below"):
         model_promote(version=worse.version, actor=SYSTEM)
     active.refresh_from_db()
     assert active.status == ModelStatus.ACTIVE
@@ -204,9 +204,15 @@ def test_the_served_version_is_published_as_a_metric(register_model, django_capt
 
     first = register_model(activate=True)
     loader.active_model()
-    assert REGISTRY.get_sample_value("churn_active_model_info", {"version": first.version, "algorithm": "logistic"}) == 1
+    assert (
+        REGISTRY.get_sample_value("churn_active_model_info", {"version": first.version, "algorithm": "logistic"}) == 1
+    )
     with django_capture_on_commit_callbacks(execute=True):
         second = register_model(activate=True)
     assert loader.active_model().version == second.version
-    assert REGISTRY.get_sample_value("churn_active_model_info", {"version": first.version, "algorithm": "logistic"}) == 0
-    assert REGISTRY.get_sample_value("churn_active_model_info", {"version": second.version, "algorithm": "logistic"}) == 1
+    assert (
+        REGISTRY.get_sample_value("churn_active_model_info", {"version": first.version, "algorithm": "logistic"}) == 0
+    )
+    assert (
+        REGISTRY.get_sample_value("churn_active_model_info", {"version": second.version, "algorithm": "logistic"}) == 1
+    )

@@ -8,7 +8,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_wrong_content_type_is_415(key_client):
-    response = key_client.post("/api/v1/customers/", "customer_id=C-1", content_type="application/x-www-form-urlencoded")
+    response = key_client.post(
+        "/api/v1/customers/", "customer_id=C-1", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
 

@@ -73,7 +73,9 @@ def test_check_deploy_is_clean_in_production_mode():
 
 def test_production_refuses_the_development_secret_key():
     result = _run_in_subprocess(
-        "import django; django.setup()", DJANGO_ENV="production", DJANGO_ALLOWED_HOSTS="x.example.com",
+        "import django; django.setup()",
+        DJANGO_ENV="production",
+        DJANGO_ALLOWED_HOSTS="x.example.com",
         DJANGO_SECRET_KEY="",
     )
     assert result.returncode != 0
@@ -90,7 +92,12 @@ def test_openapi_schema_and_docs(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ["/api/v1/customers/", "/api/v1/customers/bulk/", "/api/v1/customers/{customer_id}/",
-                 "/api/v1/auth/token/", "/api/v1/outcomes/"]:
+    for path in [
+        "/api/v1/customers/",
+        "/api/v1/customers/bulk/",
+        "/api/v1/customers/{customer_id}/",
+        "/api/v1/auth/token/",
+        "/api/v1/outcomes/",
+    ]:
         assert path in paths
     assert client.get("/api/docs/").status_code == 200

@@ -14,12 +14,39 @@ from tests.factories import CustomerFactory, record
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/predictions/"
-CONTRACT_KEYS = {"prediction_id", "customer_id", "churn_probability", "risk_level", "recommendations",
-                 "model_version", "top_factors", "created_at"}
-CONTRACT_FIELDS = {"gender", "senior_citizen", "partner", "dependents", "tenure_months", "phone_service",
-                   "multiple_lines", "internet_service", "online_security", "online_backup", "device_protection",
-                   "tech_support", "streaming_tv", "streaming_movies", "contract_type", "paperless_billing",
-                   "payment_method", "monthly_charges", "total_charges", "age", "income"}
+CONTRACT_KEYS = {
+    "prediction_id",
+    "customer_id",
+    "churn_probability",
+    "risk_level",
+    "recommendations",
+    "model_version",
+    "top_factors",
+    "created_at",
+}
+CONTRACT_FIELDS = {
+    "gender",
+    "senior_citizen",
+    "partner",
+    "dependents",
+    "tenure_months",
+    "phone_service",
+    "multiple_lines",
+    "internet_service",
+    "online_security",
+    "online_backup",
+    "device_protection",
+    "tech_support",
+    "streaming_tv",
+    "streaming_movies",
+    "contract_type",
+    "paperless_billing",
+    "payment_method",
+    "monthly_charges",
+    "total_charges",
+    "age",
+    "income",
+}
 
 
 def test_score_a_full_record(key_client, active_version, api_key):
@@ -50,11 +77,22 @@ def test_score_a_stored_customer_and_see_it_on_the_customer(key_client, active_v
 
 
 def test_month_to_month_fibre_newcomer_scores_riskier_than_two_year_veteran(key_client, active_version):
-    risky = key_client.post(URL, record(customer_id="R", tenure_months=1, total_charges=95,
-                                        monthly_charges=95), format="json").json()
-    loyal = key_client.post(URL, record(customer_id="L", tenure_months=70, contract_type="Two year",
-                                        internet_service="DSL", total_charges=4200, monthly_charges=60,
-                                        payment_method="Credit card"), format="json").json()
+    risky = key_client.post(
+        URL, record(customer_id="R", tenure_months=1, total_charges=95, monthly_charges=95), format="json"
+    ).json()
+    loyal = key_client.post(
+        URL,
+        record(
+            customer_id="L",
+            tenure_months=70,
+            contract_type="Two year",
+            internet_service="DSL",
+            total_charges=4200,
+            monthly_charges=60,
+            payment_method="Credit card",
+        ),
+        format="json",
+    ).json()
     assert risky["churn_probability"] > 0.6 > 0.2 > loyal["churn_probability"]
 
 
@@ -88,10 +126,19 @@ def test_scoring_needs_the_scope(department, active_version):
     assert client.post(URL, record(), format="json").status_code == 403
 
 
-@pytest.mark.parametrize(("p", "level"), [
-    (0.0, "low"), (0.2999, "low"), (0.30, "medium"), (0.5999, "medium"), (0.60, "high"),
-    (0.7999, "high"), (0.80, "critical"), (1.0, "critical"),
-])
+@pytest.mark.parametrize(
+    ("p", "level"),
+    [
+        (0.0, "low"),
+        (0.2999, "low"),
+        (0.30, "medium"),
+        (0.5999, "medium"),
+        (0.60, "high"),
+        (0.7999, "high"),
+        (0.80, "critical"),
+        (1.0, "critical"),
+    ],
+)
 def test_risk_level_boundaries_and_recommendations(key_client, active_version, monkeypatch, p, level):
     scorer = loader.active_model().scorer
     monkeypatch.setattr(type(scorer), "score_one", lambda self, rec, k=5: (p, [Factor("contract_type", 0.5)]))

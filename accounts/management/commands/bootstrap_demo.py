@@ -54,9 +54,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Admin:    http://127.0.0.1:8000/admin/  user {username}  password {password}")
         self.stdout.write("  API docs: http://127.0.0.1:8000/api/docs/")
         self.stdout.write(f"  API key (department demo): {plaintext}")
-        self.stdout.write(
-            f"  Try: curl -H 'X-API-Key: {plaintext}' http://127.0.0.1:8000/api/v1/customers/7074-IEVOJ/"
-        )
+        self.stdout.write(f"  Try: curl -H 'X-API-Key: {plaintext}' http://127.0.0.1:8000/api/v1/customers/7074-IEVOJ/")
 
     def _ensure_model(self) -> None:
         from modelregistry.models import ModelVersion
