@@ -158,6 +158,9 @@ class ValidationResult:
     enum_codes: dict[str, np.ndarray] = field(default_factory=dict)
     """Per enumeration, each row's index into ``ENUM_FIELDS[name]`` (int8, -1 for none): the same
     information as ``columns[name]`` for writers that store codes rather than strings."""
+    given: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per boolean field, True where the input held a valid value: ``columns`` cannot tell, as it
+    holds the default False for absent, null and invalid values alike."""
 
     @property
     def valid(self) -> np.ndarray:
@@ -484,6 +487,7 @@ def validate_columns(
             for i in np.flatnonzero((u_null & ~u_error)[codes]):
                 result.add_error(int(i), name, _required_message(present(name, int(i))))
         result.columns[name] = np.where(u_null, False, u_values).astype(bool)[codes]
+        result.given[name] = (~u_null & ~u_error)[codes]
 
     for name, allowed in ENUM_FIELDS.items():
         codes, uniques = coded[name]

@@ -243,6 +243,26 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 BULK_MAX_RECORDS = 10_000
 BATCH_PREDICTION_MAX_RECORDS = 1_000
 
+# --- INGESTION ------------------------------------------------------------------------------
+
+# Largest file POST /api/v1/ingestions/ accepts (bytes); uploads stream to a temporary file.
+INGESTION_MAX_UPLOAD_BYTES = env.int("INGESTION_MAX_UPLOAD_BYTES", default=1024**3)
+# Rows validated and written per transaction. A 50,000-row Telco chunk takes about 13 MB parsed,
+# 8 MB validated and 9 MB as a COPY buffer; with two writers four chunks are in memory at once,
+# and a 1,000,000-row file peaks at about 330 MB in the worker (100,000-row chunks: about 430 MB).
+INGESTION_CHUNK_ROWS = env.int("INGESTION_CHUNK_ROWS", default=50_000)
+# Read and validate the next chunk while the database writes earlier ones, on this many writer
+# threads (each its own connection; PostgreSQL works in its own processes meanwhile).
+INGESTION_PIPELINE_THREADS = env.bool("INGESTION_PIPELINE_THREADS", default=True)
+INGESTION_WRITERS = env.int("INGESTION_WRITERS", default=2)
+# A running run whose worker has not reported for this long is taken over by the next attempt.
+INGESTION_STALE_SECONDS = env.int("INGESTION_STALE_SECONDS", default=600)
+# Largest HTTP source page (bytes).
+INGESTION_HTTP_MAX_PAGE_BYTES = env.int("INGESTION_HTTP_MAX_PAGE_BYTES", default=64 * 1024**2)
+# Fernet keys (comma-separated; the first encrypts, all decrypt, so keys can be rotated) for data
+# source passwords. Unset outside production, a key is derived from DJANGO_SECRET_KEY.
+DATA_SOURCE_ENCRYPTION_KEYS = env.list("DATA_SOURCE_ENCRYPTION_KEY", default=[])
+
 # --- CORS AND SECURITY ----------------------------------------------------------------------
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from churn_ml.schema import FIELD_ORDER
-from customers.models import Customer, Outcome
+from customers.models import Customer, CustomerEvent, EventStatus, Outcome
 
 
 class QualitySerializer(serializers.Serializer):
@@ -24,17 +24,30 @@ class CustomerSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CustomerEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CustomerEvent
+        fields = ("event_type", "occurred_at", "data", "changed", "created_at")
+        read_only_fields = fields
+
+
 class CustomerDetailSerializer(CustomerSerializer):
     latest_prediction = serializers.SerializerMethodField()
     latest_outcome = serializers.SerializerMethodField()
+    recent_events = serializers.SerializerMethodField()
 
     class Meta(CustomerSerializer.Meta):
-        fields = (*CustomerSerializer.Meta.fields, "latest_prediction", "latest_outcome")
+        fields = (*CustomerSerializer.Meta.fields, "latest_prediction", "latest_outcome", "recent_events")
         read_only_fields = fields
 
+    def get_recent_events(self, obj: Customer) -> list[dict[str, Any]]:
+        """The last 10 events applied from event streams (payment failed, ticket opened, changes)."""
+        events = obj.events.filter(status=EventStatus.APPLIED).order_by("-created_at", "-pk")[:10]
+        return CustomerEventSerializer(events, many=True).data
+
     def get_latest_prediction(self, obj: Customer) -> dict[str, Any] | None:
-        from predictions.selectors import prediction_latest_for_customer
         from predictions.api.serializers import PredictionSerializer
+        from predictions.selectors import prediction_latest_for_customer
 
         prediction = prediction_latest_for_customer(customer=obj)
         return PredictionSerializer(prediction).data if prediction is not None else None

@@ -91,5 +91,6 @@ class OutcomeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             outcome, created = outcome_record(**body.validated_data, actor=actor_for_request(request))
         except UnknownCustomer:
             raise ValidationError({"customer_id": ["No customer with this customer_id."]}) from None
-        return Response(OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
+        return Response(
+            OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )

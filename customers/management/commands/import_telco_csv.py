@@ -1,77 +1,47 @@
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from churn_ml.schema import TELCO_COLUMNS, TELCO_LABEL_COLUMN, parse_churn_labels, telco_columns, validate_columns
-from customers.services import UpsertCounts, customers_upsert_validated, duplicate_rows, outcomes_bulk_record
+from customers.ingestion.services import ingestion_import_path
+from customers.models import RunStatus
 
-# Rows validated and written per step; 20,000 rows of the Telco layout take about 15 MB in pandas.
-CHUNK_ROWS = 20_000
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# Rejected rows printed here; the run keeps all of them (admin, API, CSV download).
+_SHOWN_REJECTED = 20
 
 
 class Command(BaseCommand):
     help = (
-        "Import customers from a CSV in the IBM Telco Customer Churn layout. The Churn column becomes a "
-        "recorded outcome. Invalid rows are listed with their reasons and not stored."
+        "Import customers from a CSV (IBM Telco Customer Churn layout, or the contract's field names) through the "
+        "ingestion pipeline: the Churn column becomes recorded outcomes, invalid rows are quarantined with their "
+        "reasons, and the run is kept as an IngestionRun. The same file is imported once unless --force."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("path")
-        parser.add_argument("--source", default="telco-import")
+        parser.add_argument("--source", default="telco-import", help="Recorded as each customer's source.")
+        parser.add_argument("--force", action="store_true", help="Import a file already imported.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         path = Path(opts["path"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
-        header = pd.read_csv(path, nrows=0).columns
-        missing = [c for c in TELCO_COLUMNS if c not in header]
-        if missing:
-            raise CommandError(f"{path}: not in the Telco layout; missing columns {', '.join(missing)}")
-        source = opts["source"]
-        # The file's own time, so importing the same file twice records each outcome once.
-        observed_at = datetime.fromtimestamp(int(path.stat().st_mtime), tz=UTC)
-        outcome_source = f"{source}:{_file_sha256(path)[:16]}"
-        total = UpsertCounts()
-        rejected = 0
-        outcomes = 0
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS)
-        for chunk_no, chunk in enumerate(reader):
-            result = validate_columns(telco_columns(chunk), len(chunk))
-            valid = [int(i) for i in np.flatnonzero(result.valid)]
-            superseded = duplicate_rows(result, valid)
-            rows = [i for i in valid if i not in superseded]
-            for i in sorted(set(result.errors) | set(superseded)):
-                line = chunk_no * CHUNK_ROWS + i + 2
-                reason = result.errors.get(i) or {"customer_id": [f"repeated on line {chunk_no * CHUNK_ROWS + superseded[i] + 2}"]}
-                self.stderr.write(f"line {line}: rejected: {reason}")
-                rejected += 1
-            with transaction.atomic():
-                total.add(customers_upsert_validated(result=result, rows=rows, source=source))
-                if TELCO_LABEL_COLUMN in chunk.columns:
-                    labels, known = parse_churn_labels(chunk[TELCO_LABEL_COLUMN])
-                    ids = result.columns["customer_id"]
-                    outcomes += outcomes_bulk_record(
-                        labels={ids[i]: bool(labels[i]) for i in rows if known[i]},
-                        observed_at=observed_at,
-                        source=outcome_source,
-                    )
+        run, created = ingestion_import_path(path=path, source_name=opts["source"], force=opts["force"])
+        if not created:
+            self.stdout.write(
+                f"{path.name} was already imported in run {run.pk} ({run.status}); --force imports it again."
+            )
+        for row in run.quarantined_rows.order_by("line", "pk")[:_SHOWN_REJECTED]:
+            self.stderr.write(f"line {row.line}: {row.reason}: {row.errors}")
+        if run.rejected_count > _SHOWN_REJECTED:
+            self.stderr.write(f"... {run.rejected_count - _SHOWN_REJECTED} more rejected rows in run {run.pk}.")
+        counts = run.counts
         self.stdout.write(
-            f"Imported {path.name}: created {total.created}, updated {total.updated}, unchanged {total.unchanged}, "
-            f"rejected {rejected}, outcomes recorded {outcomes}."
+            f"Imported {path.name}: created {counts['created']}, updated {counts['updated']}, "
+            f"unchanged {counts['unchanged']}, rejected {counts['rejected']}, "
+            f"outcomes recorded {run.details.get('outcomes_recorded', 0)} (run {run.pk}, {run.status})."
         )
+        if run.status == RunStatus.FAILED:
+            raise CommandError(f"{path.name}: {run.error}")

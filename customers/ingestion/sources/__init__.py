@@ -1,0 +1,137 @@
+"""Readers for configured data sources: databases, HTTP APIs (and the Redis stream consumer)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from customers.ingestion.readers import Reader
+from customers.models import DataSource, SourceKind
+
+
+class SourceError(Exception):
+    """The source could not be read (connection refused, bad query, HTTP error); the message says why."""
+
+
+def open_source_reader(source: DataSource, *, chunk_rows: int) -> Reader:
+    """The reader for a database or HTTP source (streams are consumed by consume_events instead)."""
+    refuse_metadata_address(source.url if source.kind == SourceKind.HTTP else source.host)
+    if source.kind == SourceKind.HTTP:
+        from customers.ingestion.sources.http import HttpReader
+
+        return HttpReader(source)
+    if source.kind in (SourceKind.POSTGRESQL, SourceKind.MYSQL):
+        from customers.ingestion.sources.database import SqlReader
+
+        return SqlReader(source)
+    if source.kind == SourceKind.MONGODB:
+        from customers.ingestion.sources.database import MongoReader
+
+        return MongoReader(source)
+    raise SourceError(f"A {source.get_kind_display()} source is read by the consume_events command, not run once.")
+
+
+def refuse_metadata_address(address: str) -> None:
+    """Refuse link-local addresses (169.254.0.0/16, fe80::/10): cloud metadata services live there."""
+    host = urlsplit(address).hostname if "://" in address else address
+    try:
+        ip = ipaddress.ip_address((host or "").strip("[]"))
+    except ValueError:
+        return
+    if ip.is_link_local:
+        raise SourceError(f"{host} is a link-local address, which sources may not reach.")
+
+
+def encode_cursor(value: Any) -> Any:
+    """A cursor value as JSON, keeping its type so the next pull compares like with like."""
+    if isinstance(value, datetime):
+        return {"type": "datetime", "value": value.isoformat()}
+    if isinstance(value, date):
+        return {"type": "date", "value": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"type": "decimal", "value": str(value)}
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+def decode_cursor(value: Any) -> Any:
+    if isinstance(value, dict) and "type" in value:
+        kind, text = value["type"], value["value"]
+        if kind == "datetime":
+            return datetime.fromisoformat(text)
+        if kind == "date":
+            return date.fromisoformat(text)
+        if kind == "decimal":
+            return Decimal(text)
+    return value
+
+
+def configuration_errors(source: DataSource) -> dict[str, list[str]]:
+    """What is wrong with a source's settings, by field (empty when it can be run)."""
+    from celery.schedules import crontab
+
+    from customers.ingestion.mapping import MappingError, validate_mapping
+
+    errors: dict[str, list[str]] = {}
+
+    def need(name: str, message: str) -> None:
+        if not str(getattr(source, name) or "").strip():
+            errors.setdefault(name, []).append(message)
+
+    if source.kind == SourceKind.HTTP:
+        need("url", "An HTTP source needs the URL of its first page.")
+        options = source.options if isinstance(source.options, dict) else {}
+        pagination = options.get("pagination", "next_url")
+        from customers.ingestion.sources.http import PAGINATION_STYLES
+
+        if pagination not in PAGINATION_STYLES:
+            errors.setdefault("options", []).append(f"pagination must be one of {', '.join(PAGINATION_STYLES)}.")
+    elif source.kind in (SourceKind.POSTGRESQL, SourceKind.MYSQL):
+        need("host", "A database source needs a host.")
+        need("query", "A database source needs a SELECT query.")
+        first = source.query.strip().split(None, 1)[0].lower() if source.query.strip() else ""
+        if first and first not in ("select", "with", "table", "values"):
+            errors.setdefault("query", []).append("The query must read (SELECT or WITH); it runs read-only.")
+    elif source.kind == SourceKind.MONGODB:
+        need("collection", "A MongoDB source needs a collection.")
+        if source.query.strip():
+            try:
+                document = json.loads(source.query)
+            except ValueError:
+                document = None
+            if not isinstance(document, dict):
+                errors.setdefault("query", []).append("The MongoDB filter must be a JSON object.")
+    elif source.kind == SourceKind.STREAM:
+        need("collection", "A stream source needs the Redis stream key (in collection).")
+        if source.schedule.strip():
+            errors.setdefault("schedule", []).append("A stream is consumed continuously by consume_events.")
+    if not isinstance(source.options, dict):
+        errors.setdefault("options", []).append("options must be a JSON object.")
+    try:
+        validate_mapping(source.column_mapping or {})
+    except MappingError as exc:
+        errors.setdefault("column_mapping", []).append(str(exc))
+    if source.schedule.strip() and source.kind != SourceKind.STREAM:
+        parts = source.schedule.split()
+        try:
+            if len(parts) != 5:
+                raise ValueError("five fields")
+            minute, hour, day_of_month, month_of_year, day_of_week = parts
+            crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+        except (ValueError, TypeError):
+            errors.setdefault("schedule", []).append(
+                'Must be a cron expression: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".'
+            )
+    for name in ("host", "url"):
+        value = getattr(source, name)
+        if value:
+            try:
+                refuse_metadata_address(value)
+            except SourceError as exc:
+                errors.setdefault(name, []).append(str(exc))
+    return errors
