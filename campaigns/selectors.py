@@ -63,6 +63,28 @@ def assignable_users(*, department_id: int) -> QuerySet[Any]:
     )
 
 
+def staff_user_ids() -> QuerySet[Any]:
+    return (
+        get_user_model()
+        .objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name=STAFF_GROUP))
+        .values("pk")
+    )
+
+
+def staff_by_department(department_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    """Assignable staff (id, username) per department, in one query."""
+    rows = (
+        get_user_model()
+        .objects.filter(is_active=True, membership__department_id__in=department_ids, pk__in=staff_user_ids())
+        .values_list("membership__department_id", "pk", "username")
+        .order_by("username")
+    )
+    out: dict[int, list[tuple[int, str]]] = {pk: [] for pk in department_ids}
+    for department_id, pk, username in rows:
+        out[department_id].append((pk, username))
+    return out
+
+
 # --- campaigns --------------------------------------------------------------------------------
 
 

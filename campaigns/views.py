@@ -44,6 +44,8 @@ from campaigns.selectors import (
     follow_up_list,
     open_follow_ups,
     population_stats,
+    staff_by_department,
+    staff_user_ids,
     user_is_staff_member,
     with_current_risk,
 )
@@ -94,33 +96,6 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return fallback
-
-
-def _staff_by_department(department_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
-    """Assignable staff per department, in one query."""
-    rows = (
-        get_user_model()
-        .objects.filter(is_active=True, membership__department_id__in=department_ids)
-        .filter(pk__in=_staff_pks())
-        .values_list("membership__department_id", "pk", "username")
-        .order_by("username")
-    )
-    out: dict[int, list[tuple[int, str]]] = {pk: [] for pk in department_ids}
-    for department_id, pk, username in rows:
-        out[department_id].append((pk, username))
-    return out
-
-
-def _staff_pks() -> Any:
-    from django.db.models import Q
-
-    from campaigns.selectors import STAFF_GROUP
-
-    return (
-        get_user_model()
-        .objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name=STAFF_GROUP))
-        .values("pk")
-    )
 
 
 def _cards(targets: list[CampaignTarget], staff: dict[int, list[tuple[int, str]]]) -> list[dict[str, Any]]:
@@ -218,7 +193,7 @@ def follow_ups(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     targets = list(page.object_list)
-    staff = _staff_by_department({t.campaign.department_id for t in targets})
+    staff = staff_by_department({t.campaign.department_id for t in targets})
     return render(
         request,
         "staff/follow_ups.html",
@@ -241,7 +216,7 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
     target = campaign_target_get(actor=actor, target_id=target_id)
     if target is None:
         raise Http404("No such follow-up.")
-    staff = _staff_by_department({target.campaign.department_id})
+    staff = staff_by_department({target.campaign.department_id})
     form = FollowUpForm(request.POST, staff=staff[target.campaign.department_id])
     errors: dict[str, list[str]] = {}
     saved = False
@@ -301,7 +276,7 @@ def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
     if overview is None:
         raise Http404("No such customer.")
     open_targets = [t for t in overview.targets if t.campaign.status != CampaignStatus.CLOSED]
-    staff = _staff_by_department({t.campaign.department_id for t in open_targets})
+    staff = staff_by_department({t.campaign.department_id for t in open_targets})
     return render(
         request,
         "staff/customer.html",
@@ -335,7 +310,7 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
     if actor.is_superuser:
         departments = list(Department.objects.order_by("name").values_list("pk", "name"))
         owners = list(
-            get_user_model().objects.filter(pk__in=_staff_pks(), is_active=True).order_by("username")
+            get_user_model().objects.filter(pk__in=staff_user_ids(), is_active=True).order_by("username")
             .values_list("pk", "username")
         )  # fmt: skip
     else:
@@ -370,7 +345,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     if campaign is None:
         raise Http404("No such campaign.")
     effectiveness = campaign_effectiveness(campaign=campaign)
-    staff = _staff_by_department({campaign.department_id})
+    staff = staff_by_department({campaign.department_id})
     group = request.GET.get("group") or ""
     status = request.GET.get("status") or ""
     targets = campaign_target_list(actor=actor).filter(campaign=campaign)
@@ -423,7 +398,7 @@ def campaign_enrol_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")
-    staff = _staff_by_department({campaign.department_id})
+    staff = staff_by_department({campaign.department_id})
     form = EnrolForm(request.POST, staff=staff[campaign.department_id])
     if not form.is_valid():
         for field, problems in form.errors.items():
