@@ -165,6 +165,48 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- BATCH SCORING AND RETRAINING -----------------------------------------------------------
+
+# Customers per chunk task. 25,000 keeps a worker process at ~250 MB peak (measured) and a chunk near
+# one second, so a killed worker loses little and progress moves smoothly.
+BATCH_CHUNK_SIZE = env.int("BATCH_CHUNK_SIZE", default=25_000)
+BATCH_JOB_MAX_IDS = env.int("BATCH_JOB_MAX_IDS", default=100_000)
+BATCH_JOB_MAX_UPLOAD_BYTES = env.int("BATCH_JOB_MAX_UPLOAD_BYTES", default=512 * 1024 * 1024)
+BATCH_JOB_OUTPUT_FILE = env.bool("BATCH_JOB_OUTPUT_FILE", default=True)
+BATCH_CHUNK_SOFT_TIME_LIMIT = env.int("BATCH_CHUNK_SOFT_TIME_LIMIT", default=300)
+BATCH_CHUNK_TIME_LIMIT = env.int("BATCH_CHUNK_TIME_LIMIT", default=360)
+# A chunk running this long without holding its lock, or pending this long with an empty batch
+# queue, lost its message (a worker killed before Redis' visibility timeout ran out): re-sent.
+BATCH_CHUNK_STALE_SECONDS = env.int("BATCH_CHUNK_STALE_SECONDS", default=BATCH_CHUNK_TIME_LIMIT + 300)
+# Schedules, as five-field cron lines in UTC ("off" disables one); `manage.py setup_schedules`
+# (also run by migrate) writes them to django-celery-beat.
+BATCH_SCORING_CRON = env.str("BATCH_SCORING_CRON", default="0 2 * * *")
+BATCH_WATCHDOG_CRON = env.str("BATCH_WATCHDOG_CRON", default="*/5 * * * *")
+RETRAIN_CRON = env.str("RETRAIN_CRON", default="0 3 1 * *")
+RETRAIN_EVALUATION_CRON = env.str("RETRAIN_EVALUATION_CRON", default="30 */6 * * *")
+# Retraining triggers: PSI of recent inputs per feature, live accuracy, mean confidence.
+RETRAIN_PSI_THRESHOLD = env.float("RETRAIN_PSI_THRESHOLD", default=0.2)
+RETRAIN_ACCURACY_THRESHOLD = env.float("RETRAIN_ACCURACY_THRESHOLD", default=0.80)
+RETRAIN_CONFIDENCE_THRESHOLD = env.float("RETRAIN_CONFIDENCE_THRESHOLD", default=0.70)
+RETRAIN_WINDOW_DAYS = env.int("RETRAIN_WINDOW_DAYS", default=30)
+RETRAIN_MIN_SAMPLES = env.int("RETRAIN_MIN_SAMPLES", default=200)
+RETRAIN_DRIFT_SAMPLE_SIZE = env.int("RETRAIN_DRIFT_SAMPLE_SIZE", default=50_000)
+RETRAIN_COOLDOWN_HOURS = env.int("RETRAIN_COOLDOWN_HOURS", default=24)
+# "never": a retrained model stays a testing version; "if_better": it is promoted when its
+# held-out ROC AUC beats the active model's on the same split by the margin.
+RETRAIN_PROMOTION_POLICY = env.str("RETRAIN_PROMOTION_POLICY", default="never")
+if RETRAIN_PROMOTION_POLICY not in {"never", "if_better"}:
+    raise ImproperlyConfigured(f"RETRAIN_PROMOTION_POLICY must be never or if_better; got {RETRAIN_PROMOTION_POLICY!r}")
+RETRAIN_PROMOTION_MARGIN = env.float("RETRAIN_PROMOTION_MARGIN", default=0.005)
+RETRAIN_ALGORITHM = env.str("RETRAIN_ALGORITHM", default="auto")
+RETRAIN_SOFT_TIME_LIMIT = env.int("RETRAIN_SOFT_TIME_LIMIT", default=3000)
+RETRAIN_TIME_LIMIT = env.int("RETRAIN_TIME_LIMIT", default=3300)
+# Redis hands an unacknowledged task to another worker after this many seconds; it must exceed
+# the longest task. Lower it only where tasks are short (the worker tests use a few seconds).
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int(
+    "CELERY_VISIBILITY_TIMEOUT", default=CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+)
+
 # --- AUTHENTICATION AND API -----------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

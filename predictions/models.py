@@ -237,7 +237,9 @@ class BatchChunk(models.Model):
     scored = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     risk_increased = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True, help_text="Rejected rows (a sample): line, customer_id, errors.")
+    errors = models.JSONField(
+        default=list, blank=True, help_text="Rejected rows (a sample): line, customer_id, errors."
+    )
     worker = models.CharField(max_length=200, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent reading, scoring and writing.")
     error = models.TextField(blank=True)

@@ -1,0 +1,401 @@
+"""Read, score and write one batch-job chunk at the database's bulk speed.
+
+Where the time goes for a million stored customers on PostgreSQL (measured on this 2-core host):
+Django model instances or psycopg2 row tuples cost ~15 s just to read the 22 columns, so a chunk
+reads its customers with ``COPY (query) TO STDOUT`` and parses the text with pandas' C reader
+(~1 s per 250,000 rows). Scoring and the explanations are one vectorised call each; the top
+factors' JSON is built from a table of the distinct (field, impact) strings rather than per row.
+Predictions go back with ``COPY FROM`` in text format. On the predictions table the write is the
+dominant cost, and random UUIDs alone tripled it (26 s vs 11 s for 500,000 rows: every insert
+touched a random page of the unique index), so job rows get time-ordered (version 7) UUIDs.
+
+Other databases (SQLite in development) take the ORM path: slower, same results.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from churn_ml.features import ATTRIBUTION_FIELDS
+from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
+from churn_ml.scorer import IMPACT_DECIMALS
+from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
+from churn_platform.db import copy_supported
+from predictions.models import Prediction, PredictionSource
+
+TOP_FACTORS = 5
+LEVEL_RANK = {level.value: rank for rank, level in enumerate(RISK_LEVELS)}
+_NO_RANK = -1
+_PREVIOUS = "previous_risk_level"
+_IMPACT_SCALE = 10**IMPACT_DECIMALS
+# Field index fits in the low 5 bits of a (field, impact) key; 21 attribution fields today.
+_FIELD_BITS = 5
+assert len(ATTRIBUTION_FIELDS) < 2**_FIELD_BITS
+
+# Columns a job writes; the others (department, key, user) take their NULL default.
+WRITE_COLUMNS = (
+    "prediction_id", "customer_id", "churn_probability", "risk_level", "recommendations", "top_factors",
+    "model_version_id", "source", "latency_ms", "inputs", "request_id", "created_at", "batch_job_id",
+    "previous_risk_level", "risk_increased",
+)
+
+
+@dataclass
+class ChunkInput:
+    """Canonical columns of the rows to score, each row's previous risk level, and rejected rows."""
+
+    columns: dict[str, np.ndarray]
+    previous: np.ndarray
+    n: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected_count: int = 0
+    records: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class ChunkResult:
+    """What a chunk wrote, and where its time went (seconds)."""
+
+    scored: int = 0
+    failed: int = 0
+    risk_increased: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    results_csv: bytes | None = None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic GC while building millions of short strings.
+
+    Each generation-2 pass walks the whole heap of a worker (Django, pandas, scikit-learn); with
+    collection on, building a 500,000-row chunk's JSON took 1.7 s instead of 1.2 s. Nothing made
+    here has cycles, so reference counting frees it all.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _previous_level_subquery() -> Subquery:
+    # The customer's latest prediction, later row first on equal times (as the campaigns read it).
+    latest = Prediction.objects.filter(customer_id=OuterRef("customer_id")).order_by("-created_at", "-pk")
+    return Subquery(latest.values("risk_level")[:1])
+
+
+def _chunk_queryset(customers: QuerySet) -> QuerySet:
+    return (
+        customers.annotate(**{_PREVIOUS: _previous_level_subquery()})
+        .order_by("customer_id")
+        .values_list(*RECORD_FIELDS, _PREVIOUS)
+    )
+
+
+def read_stored_customers(customers: QuerySet) -> ChunkInput:
+    """The given customers' records as canonical columns, in one query.
+
+    Stored customers passed the contract's validation when they were written, so their columns are
+    taken as they are (the rules are not re-run on a million rows every night).
+    """
+    query = _chunk_queryset(customers)
+    if copy_supported():
+        return _read_copy(query)
+    rows = list(query)
+    columns = {name: [r[i] for r in rows] for i, name in enumerate(RECORD_FIELDS)}
+    from churn_ml.schema import validate_columns
+
+    result = validate_columns(columns, len(rows))
+    previous = np.array([r[-1] for r in rows], dtype=object)
+    return _from_validation(result, previous)
+
+
+def _read_copy(query: QuerySet) -> ChunkInput:
+    sql, params = query.query.sql_with_params()
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        # COPY takes no bind parameters: let the driver quote them into the statement.
+        statement = cursor.cursor.mogrify(sql, params).decode()
+        cursor.copy_expert(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv)", buffer)
+    buffer.seek(0)
+    names = [*RECORD_FIELDS, _PREVIOUS]
+    dtypes: dict[str, Any] = dict.fromkeys(names, object)
+    dtypes.update(dict.fromkeys(NUMBER_FIELDS, np.float64))
+    frame = pd.read_csv(
+        buffer, header=None, names=names, dtype=dtypes, keep_default_na=False, na_values=[""], engine="c"
+    )
+    del buffer
+    columns: dict[str, np.ndarray] = {}
+    for name in RECORD_FIELDS:
+        series = frame[name]
+        if name in BOOL_FIELDS:
+            columns[name] = series.to_numpy() == "t"
+        elif name in NUMBER_FIELDS:
+            columns[name] = series.to_numpy(dtype=np.float64)
+        else:
+            columns[name] = _objects(series)
+    return ChunkInput(columns=columns, previous=_objects(frame[_PREVIOUS]), n=len(frame))
+
+
+def _objects(series: pd.Series) -> np.ndarray:
+    """An object column with None (not NaN) for null, as the scorer expects."""
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    return values
+
+
+def _from_validation(result: ValidationResult, previous: np.ndarray) -> ChunkInput:
+    valid = result.valid
+    columns = {name: col[valid] for name, col in result.columns.items()}
+    return ChunkInput(columns=columns, previous=previous[valid], n=int(valid.sum()))
+
+
+def previous_levels(customer_ids: Sequence[str]) -> np.ndarray:
+    """The latest stored risk level of each customer id (None when never scored)."""
+    if not customer_ids:
+        return np.empty(0, dtype=object)
+    rows = (
+        Prediction.objects.filter(customer_id__in=list(customer_ids))
+        .order_by("customer_id", "-created_at", "-pk")
+        .values_list("customer_id", "risk_level")
+    )
+    latest: dict[str, str] = {}
+    for cid, level in rows.iterator(chunk_size=10_000):
+        latest.setdefault(cid, level)
+    return np.array([latest.get(cid) for cid in customer_ids], dtype=object)
+
+
+def file_part_input(result: ValidationResult, lines: Sequence[int], max_rejected: int = 100) -> ChunkInput:
+    """Columns of a validated file part: valid rows to score, invalid ones as rejected rows."""
+    rejected = []
+    for i in sorted(result.errors):
+        if len(rejected) < max_rejected:
+            rejected.append({"line": int(lines[i]), "customer_id": result.columns["customer_id"][i],
+                             "errors": result.errors[i]})
+    n_rejected = len(result.errors)
+    valid_rows = np.flatnonzero(result.valid)
+    records = [result.record(int(i)) for i in valid_rows]
+    ids = [r["customer_id"] for r in records]
+    chunk = _from_validation(result, previous_levels(ids))
+    chunk.rejected = rejected
+    chunk.rejected_count = n_rejected
+    chunk.records = records
+    return chunk
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS) -> list[str]:
+    """Each row's top factors as the contract's JSON text, equal to ``scorer.explain`` of the row.
+
+    Same selection as the scorer (stable sort by absolute contribution, impacts rounded to 1e-4,
+    zero impacts left out). Distinct (field, impact) pairs are formatted once and looked up.
+    """
+    n = values.shape[0]
+    if n == 0:
+        return []
+    k = min(top_k, values.shape[1])
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
+    # np.round(x, 4) is rint(x * 1e4) / 1e4; keeping the integer makes the pairs hashable keys.
+    scaled = np.rint(np.take_along_axis(values, order, axis=1) * _IMPACT_SCALE).astype(np.int64)
+    keys = (scaled << _FIELD_BITS) | order
+    codes, uniques = pd.factorize(keys.ravel())
+    prefixes = [f'{{"feature":"{name}","impact":' for name in ATTRIBUTION_FIELDS]
+    texts = np.array(
+        [f"{prefixes[key & 31]}{(key >> _FIELD_BITS) / _IMPACT_SCALE!r}}}" for key in uniques.tolist()], dtype=object
+    )
+    table = texts[codes].reshape(n, k).tolist()
+    out = ["[" + ",".join(row) + "]" for row in table]
+    zero = scaled == 0
+    if zero.any():
+        # A zero impact and everything after it (smaller still) is left out, as in scorer.explain.
+        for i in np.flatnonzero(zero.any(axis=1)).tolist():
+            keep = int(np.argmax(zero[i]))
+            out[i] = "[" + ",".join(table[i][:keep]) + "]"
+    return out
+
+
+def time_ordered_uuids(n: int) -> list[str]:
+    """n random version-7 UUIDs (hex) sharing this millisecond's prefix: inserts stay on the index's edge."""
+    if n == 0:
+        return []
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, :6] = np.frombuffer((time.time_ns() // 1_000_000).to_bytes(6, "big"), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70  # version 7
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 9562 variant
+    hexed = raw.tobytes().hex()
+    return [hexed[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """What every row of a chunk shares."""
+
+    job_id: int
+    model_version_id: int
+    model_version: str
+    recommendations: Mapping[str, list[str]]
+    created_at: datetime
+    keep_inputs: bool = False
+    results_csv: bool = False
+
+
+def score_and_write(chunk: ChunkInput, scorer: Any, context: WriteContext) -> ChunkResult:
+    """Score the chunk's rows in one vectorised call and write their predictions in one COPY."""
+    result = ChunkResult(failed=chunk.rejected_count, rejected=list(chunk.rejected))
+    if chunk.n == 0:
+        return result
+    started = time.perf_counter()
+    probabilities = scorer.predict_proba(chunk.columns)
+    finite = np.isfinite(probabilities)
+    if not finite.all():
+        # A stored row the scorer cannot use (a null required number): counted as failed.
+        for i in np.flatnonzero(~finite)[:100].tolist():
+            result.rejected.append({"customer_id": chunk.columns["customer_id"][i],
+                                    "errors": {"non_field_errors": ["The record could not be scored."]}})
+        result.failed += int((~finite).sum())
+        chunk = _take(chunk, finite)
+        probabilities = probabilities[finite]
+    values = scorer.contributions(chunk.columns).values
+    levels = risk_levels(probabilities)
+    result.timings["score"] = round(time.perf_counter() - started, 4)
+
+    started = time.perf_counter()
+    level_rank = np.searchsorted(np.asarray(RISK_THRESHOLDS), probabilities, side="right")
+    # Never scored before (or an unknown level): no rise to flag.
+    previous_rank = np.array([LEVEL_RANK.get(p, _NO_RANK) for p in chunk.previous.tolist()], dtype=np.int64)
+    increased = (previous_rank != _NO_RANK) & (level_rank > previous_rank)
+    result.risk_increased = int(increased.sum())
+    rounded = np.round(probabilities, 6).tolist()
+    latency_ms = round(1000 * (result.timings["score"]) / max(chunk.n, 1), 6)
+    with _collector_paused():
+        factors = factors_json(values, TOP_FACTORS)
+        del values
+        ids = time_ordered_uuids(chunk.n)
+        level_names = levels.tolist()
+        flags = increased.tolist()
+        if copy_supported():
+            _write_copy(chunk, context, ids, rounded, level_names, factors, flags, latency_ms)
+        else:
+            _write_orm(chunk, context, ids, rounded, level_names, factors, flags, latency_ms)
+        if context.results_csv:
+            result.results_csv = results_csv(chunk, context, ids, rounded, level_names, factors, flags)
+    result.scored = chunk.n
+    result.timings["write"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _take(chunk: ChunkInput, mask: np.ndarray) -> ChunkInput:
+    records = [r for r, keep in zip(chunk.records, mask.tolist(), strict=True) if keep] if chunk.records else None
+    return ChunkInput(
+        columns={k: v[mask] for k, v in chunk.columns.items()}, previous=chunk.previous[mask], n=int(mask.sum()),
+        rejected=chunk.rejected, records=records,
+    )
+
+
+def results_csv(
+    chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
+    factors: list[str], increased: list[bool],
+) -> bytes:
+    """The chunk's rows of the job's results CSV (RESULT_COLUMNS of predictions.jobs), no header."""
+    customer_ids = chunk.columns["customer_id"].tolist()
+    previous = ["" if p is None else p for p in chunk.previous.tolist()]
+    version = context.model_version
+    lines = [
+        f'{customer_ids[i]},{probabilities[i]!r},{levels[i]},{previous[i]},{"true" if increased[i] else "false"},'
+        f'{version},"{factors[i].replace(chr(34), chr(34) * 2)}",'
+        f"{ids[i][:8]}-{ids[i][8:12]}-{ids[i][12:16]}-{ids[i][16:20]}-{ids[i][20:]}\n"
+        for i in range(chunk.n)
+    ]
+    return "".join(lines).encode()
+
+
+def _write_copy(
+    chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
+    factors: list[str], increased: list[bool], latency_ms: float,
+) -> None:
+    recommendations = {
+        level: _copy_text(json.dumps(texts, separators=(",", ":"))) for level, texts in context.recommendations.items()
+    }
+    empty = _copy_text("[]")
+    constant = (
+        f"\t{context.model_version_id}\t{PredictionSource.JOB}\t{latency_ms!r}\t"
+    )
+    tail = f"\t\t{context.created_at.isoformat()}\t{context.job_id}\t"
+    inputs = (
+        [_copy_text(json.dumps(r, separators=(",", ":"))) for r in chunk.records]
+        if context.keep_inputs and chunk.records is not None
+        else None
+    )
+    null = "\\N"
+    previous = ["" if p is None else p for p in chunk.previous.tolist()]
+    customer_ids = chunk.columns["customer_id"].tolist()
+    lines = [
+        f"{ids[i]}\t{customer_ids[i]}\t{probabilities[i]!r}\t{levels[i]}\t{recommendations.get(levels[i], empty)}"
+        f"\t{factors[i]}{constant}{inputs[i] if inputs is not None else null}{tail}{previous[i]}"
+        f"\t{'t' if increased[i] else 'f'}\n"
+        for i in range(chunk.n)
+    ]
+    payload = io.BytesIO("".join(lines).encode())
+    del lines
+    column_list = ", ".join(connection.ops.quote_name(c) for c in WRITE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {Prediction._meta.db_table} ({column_list}) FROM STDIN", payload, 1 << 16)
+
+
+def _write_orm(
+    chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
+    factors: list[str], increased: list[bool], latency_ms: float,
+) -> None:
+    customer_ids = chunk.columns["customer_id"].tolist()
+    previous = chunk.previous.tolist()
+    objects = [
+        Prediction(
+            prediction_id=uuid.UUID(hex=pid),
+            customer_id=customer_ids[i],
+            churn_probability=probabilities[i],
+            risk_level=levels[i],
+            recommendations=list(context.recommendations.get(levels[i], [])),
+            top_factors=json.loads(factors[i]),
+            model_version_id=context.model_version_id,
+            source=PredictionSource.JOB,
+            latency_ms=latency_ms,
+            inputs=chunk.records[i] if context.keep_inputs and chunk.records is not None else None,
+            created_at=context.created_at,
+            batch_job_id=context.job_id,
+            previous_risk_level=previous[i] or "",
+            risk_increased=increased[i],
+        )
+        for i, pid in enumerate(ids)
+    ]
+    Prediction.objects.bulk_create(objects, batch_size=1000)
