@@ -91,3 +91,105 @@ class ModelEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version.version} {self.kind}"
+
+
+# --- retraining -----------------------------------------------------------------------------
+
+
+class TriggerKind(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    DRIFT = "drift", "Data drift (PSI)"
+    ACCURACY = "accuracy", "Live accuracy"
+    CONFIDENCE = "confidence", "Mean confidence"
+    MANUAL = "manual", "Manual"
+
+
+class TriggerDecision(models.TextChoices):
+    OK = "ok", "Within threshold"
+    TRIGGERED = "triggered", "Retraining started"
+    COOLDOWN = "cooldown", "Beyond threshold; a retraining is running or ran recently"
+    INSUFFICIENT_DATA = "insufficient_data", "Too little data to judge"
+    NO_MODEL = "no_model", "No active model"
+
+
+class RetrainingStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class RetrainingDecision(models.TextChoices):
+    PROMOTED = "promoted", "Promoted"
+    KEPT_TESTING = "kept_testing", "Kept as testing (policy: never)"
+    NOT_BETTER = "not_better", "Not better than the active model"
+    REFUSED = "refused", "Promotion refused by the registry"
+
+
+class RetrainingRun(models.Model):
+    """One retraining: why it ran, the candidate it produced, how it compared, what the policy decided."""
+
+    trigger = models.CharField(max_length=12, choices=TriggerKind.choices)
+    status = models.CharField(max_length=10, choices=RetrainingStatus.choices, default=RetrainingStatus.QUEUED)
+    in_progress = models.BooleanField(default=True, help_text="True while queued or running; at most one such run.")
+    policy = models.CharField(max_length=10, help_text="Promotion policy when the run was started.")
+    margin = models.FloatField(default=0.0, help_text="ROC AUC by which the candidate must beat the active model.")
+    active_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The model the candidate was compared with.",
+    )
+    candidate_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    candidate_auc = models.FloatField(null=True, blank=True, help_text="Held-out ROC AUC of the candidate.")
+    active_auc = models.FloatField(null=True, blank=True, help_text="The active model's, on the same held-out rows.")
+    training_rows = models.PositiveIntegerField(default=0)
+    decision = models.CharField(max_length=12, choices=RetrainingDecision.choices, blank=True)
+    decision_reason = models.TextField(blank=True)
+    reason = models.TextField(blank=True, help_text="Why it was started (the trigger's figures).")
+    requested_by = models.CharField(max_length=200, blank=True)
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    details = models.JSONField(default=dict, blank=True, help_text="Both models' held-out metrics.")
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["in_progress"], condition=models.Q(in_progress=True), name="retrainingrun_one_in_progress",
+                violation_error_message="A retraining is already queued or running.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"retraining {self.pk} ({self.trigger}, {self.status})"
+
+
+class TriggerEvaluation(models.Model):
+    """One check of a retraining trigger: the measured value, its threshold and the decision taken."""
+
+    kind = models.CharField(max_length=12, choices=TriggerKind.choices)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    value = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    decision = models.CharField(max_length=20, choices=TriggerDecision.choices)
+    sample_size = models.PositiveIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+    retraining_run = models.ForeignKey(
+        RetrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value} vs {self.threshold}: {self.decision}"
