@@ -13,7 +13,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.services import Actor, actor_for_user
-from churn_ml.schema import FIELD_ORDER, ValidationResult, validate_record
+from churn_ml.record import check_record
+from churn_ml.schema import FIELD_ORDER
 from customers.ingestion.selectors import format_errors, quarantine_csv
 from customers.ingestion.services import (
     RunNotRetryable,
@@ -80,11 +81,11 @@ class CustomerForm(forms.ModelForm):
         record = {name: cleaned.get(name) for name in ("customer_id", *FIELD_ORDER) if name in cleaned}
         if self.instance.pk:
             record["customer_id"] = self.instance.customer_id
-        result = validate_record(record)
-        for name, problems in result.errors.get(0, {}).items():
+        check = check_record(record)
+        for name, problems in check.errors.items():
             for problem in problems:
                 self.add_error(name if name in self.fields else None, problem)
-        self.validation_result = result
+        self.check = check
         return cleaned
 
 
@@ -153,8 +154,7 @@ class CustomerAdmin(admin.ModelAdmin):
         return format_html_join("", "<div>{}</div>", ((w,) for w in obj.quality_warnings or [])) or "-"
 
     def save_model(self, request: HttpRequest, obj: Customer, form: CustomerForm, change: bool) -> None:
-        result: ValidationResult = form.validation_result
-        saved, _ = customer_upsert(result=result, source="admin", actor=_actor(request))
+        saved, _ = customer_upsert(check=form.check, source="admin", actor=_actor(request))
         obj.pk = saved.pk
 
 
@@ -387,6 +387,9 @@ class DataSourceForm(forms.ModelForm):
         help_text="Database password or HTTP header value, stored encrypted. Leave empty to keep the current one.",
     )
     clear_password = forms.BooleanField(required=False, help_text="Remove the stored password.")
+    url = forms.URLField(
+        required=False, max_length=2000, assume_scheme="https", help_text="HTTP sources: the first page's address."
+    )
 
     class Meta:
         model = DataSource

@@ -264,7 +264,7 @@ def _finish(run: IngestionRun, token: str, pipeline: Pipeline, reader: Reader, *
         status, error = RunStatus.PARTIALLY_SUCCEEDED, fatal
     else:
         status, error = RunStatus.SUCCEEDED, ""
-    details = dict(pipeline.details)
+    details = {**pipeline.details, **reader.details}  # the reader's figures (pages) as they ended
     notes = reader.notes()
     if notes:
         details["notes"] = notes

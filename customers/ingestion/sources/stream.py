@@ -276,6 +276,10 @@ class EventConsumer:
             raise EventRejected({"data": [f"Not valid JSON: {exc}."]}) from None
         if not isinstance(data, dict):
             raise EventRejected({"data": ["Must be a JSON object."]})
+        if "customer_id" in data:
+            if data["customer_id"] != customer_id:
+                raise EventRejected({"customer_id": ["The data names another customer than the event."]})
+            data = {k: v for k, v in data.items() if k != "customer_id"}
         occurred_at = None
         if fields.get("occurred_at"):
             occurred_at = parse_datetime(fields["occurred_at"])
