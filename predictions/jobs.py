@@ -44,7 +44,7 @@ from churn_ml.schema import CUSTOMER_ID_PATTERN, RECORD_FIELDS, TELCO_COLUMNS, v
 from churn_platform import metrics
 from churn_platform.db import copy_supported
 from customers.models import Customer
-from modelregistry.loader import active_model, load_version
+from modelregistry.loader import ModelUnavailable, active_model, load_version
 from modelregistry.models import ModelVersion
 from predictions import bulk
 from predictions.models import (
@@ -405,7 +405,7 @@ def _scorer(version_id: int) -> Any:
         if loaded.version_id == version_id:
             _scorers[version_id] = loaded.scorer
             return loaded.scorer
-    except Exception:
+    except ModelUnavailable:  # none active is fine: the job names its own version
         logger.debug("no active model; loading the job's version", exc_info=True)
     scorer = load_version(ModelVersion.objects.get(pk=version_id)).scorer
     if len(_scorers) >= 2:

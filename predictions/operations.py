@@ -69,7 +69,7 @@ def live_workers(timeout: float = 1.0) -> list[WorkerInfo] | None:
         inspect = app.control.inspect(timeout=timeout)
         queues = inspect.active_queues() or {}
         active = inspect.active() or {}
-    except Exception:
+    except Exception:  # an unreachable broker is reported, not raised
         logger.warning("Could not reach the workers", exc_info=True)
         return []
     workers = []

@@ -71,7 +71,7 @@ def batch_job_score_chunk(self, *, chunk_id: int) -> dict:  # type: ignore[no-un
     except SoftTimeLimitExceeded:
         batch_chunk_fail(chunk_id=chunk_id, error=f"Took longer than {settings.BATCH_CHUNK_SOFT_TIME_LIMIT} s.")
         return {"chunk_id": chunk_id, "status": "failed"}
-    except Exception as exc:
+    except Exception as exc:  # recorded on the chunk; the job goes on with the others
         logger.exception("Chunk %s failed", chunk_id)
         batch_chunk_fail(chunk_id=chunk_id, error=f"{type(exc).__name__}: {exc}")
         return {"chunk_id": chunk_id, "status": "failed"}
