@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from accounts.services import actor_for_user
-from modelregistry.models import ModelEvent, ModelStatus, ModelVersion
+from modelregistry.models import (
+    ModelEvent,
+    ModelStatus,
+    ModelVersion,
+    RetrainingRun,
+    TriggerEvaluation,
+    TriggerKind,
+)
+from modelregistry.retraining import retraining_scheduled, retraining_triggers_evaluate
 from modelregistry.services import PromotionRefused, model_promote, model_rollback, model_version_set_status
 
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
@@ -111,3 +123,100 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 for _name in METRIC_COLUMNS:
     setattr(ModelVersionAdmin, f"m_{_name}", staticmethod(_metric(_name)))
+
+
+# --- retraining -------------------------------------------------------------------------------
+
+
+class TriggerEvaluationInline(admin.TabularInline):
+    model = TriggerEvaluation
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "kind", "value", "threshold", "decision", "sample_size")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RetrainingRun)
+class RetrainingRunAdmin(admin.ModelAdmin):
+    """Retraining runs; "Retrain now" and "Evaluate triggers now" are POST-only buttons calling services."""
+
+    list_display = ("id", "created_at", "trigger", "status", "policy", "candidate_version", "candidate_auc",
+                    "active_auc", "decision", "duration_seconds", "requested_by")
+    list_filter = ("status", "trigger", "decision", "policy")
+    list_select_related = ("candidate_version", "active_version")
+    inlines = (TriggerEvaluationInline,)
+    change_list_template = "admin/modelregistry/retrainingrun/change_list.html"
+    readonly_fields = ("trigger", "status", "policy", "margin", "reason", "active_version", "candidate_version",
+                       "candidate_auc", "active_auc", "training_rows", "decision", "decision_reason", "requested_by",
+                       "details", "error", "started_at", "finished_at", "duration_seconds", "created_at")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        own = [
+            path("start/", self.admin_site.admin_view(self.start_view), name="modelregistry_retrainingrun_start"),
+            path("evaluate/", self.admin_site.admin_view(self.evaluate_view),
+                 name="modelregistry_retrainingrun_evaluate"),
+        ]
+        return own + super().get_urls()
+
+    def _allowed(self, request: HttpRequest) -> None:
+        if request.method != "POST":
+            raise PermissionDenied("POST only")
+        if not request.user.has_perm("modelregistry.change_modelversion"):
+            raise PermissionDenied
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue a manual retraining (the promotion policy of the settings applies)."""
+        self._allowed(request)
+        evaluation = retraining_scheduled(actor=_actor(request), trigger=TriggerKind.MANUAL,
+                                          reason=f"started in the admin by {request.user}")
+        if evaluation.retraining_run_id is None:
+            self.message_user(request, "Not started: a retraining is already queued or running.", messages.WARNING)
+            return redirect("admin:modelregistry_retrainingrun_changelist")
+        self.message_user(request, f"Retraining {evaluation.retraining_run_id} queued "
+                                   f"(policy {settings.RETRAIN_PROMOTION_POLICY}).", messages.SUCCESS)
+        return redirect("admin:modelregistry_retrainingrun_change", evaluation.retraining_run_id)
+
+    def evaluate_view(self, request: HttpRequest) -> HttpResponse:
+        """Measure the drift, accuracy and confidence triggers now (retraining if one fires)."""
+        self._allowed(request)
+        evaluations = retraining_triggers_evaluate(actor=_actor(request))
+        summary = "; ".join(
+            f"{e.kind}: {e.value if e.value is not None else '-'} vs {e.threshold} ({e.get_decision_display()})"
+            for e in evaluations
+        )
+        self.message_user(request, f"Triggers evaluated. {summary}", messages.INFO)
+        return redirect("admin:modelregistry_triggerevaluation_changelist")
+
+
+@admin.register(TriggerEvaluation)
+class TriggerEvaluationAdmin(admin.ModelAdmin):
+    """Every trigger check with its value, threshold and decision; read-only."""
+
+    list_display = ("created_at", "kind", "value", "threshold", "decision", "sample_size", "model_version",
+                    "retraining_run")
+    list_filter = ("kind", "decision")
+    list_select_related = ("model_version", "retraining_run")
+    date_hierarchy = "created_at"
+    change_list_template = "admin/modelregistry/retrainingrun/change_list.html"
+    readonly_fields = ("created_at", "kind", "model_version", "value", "threshold", "decision", "sample_size",
+                       "details", "retraining_run")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

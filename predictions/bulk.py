@@ -196,15 +196,16 @@ def file_part_input(result: ValidationResult, lines: Sequence[int], max_rejected
         if len(rejected) < max_rejected:
             rejected.append({"line": int(lines[i]), "customer_id": result.columns["customer_id"][i],
                              "errors": result.errors[i]})
-    n_rejected = len(result.errors)
-    valid_rows = np.flatnonzero(result.valid)
-    records = [result.record(int(i)) for i in valid_rows]
-    ids = [r["customer_id"] for r in records]
-    chunk = _from_validation(result, previous_levels(ids))
-    chunk.rejected = rejected
-    chunk.rejected_count = n_rejected
-    chunk.records = records
-    return chunk
+    valid = result.valid
+    records = [result.record(int(i)) for i in np.flatnonzero(valid)]
+    return ChunkInput(
+        columns={name: col[valid] for name, col in result.columns.items()},
+        previous=previous_levels([r["customer_id"] for r in records]),
+        n=len(records),
+        rejected=rejected,
+        rejected_count=len(result.errors),
+        records=records,
+    )
 
 
 # --- scoring ----------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from predictions.api import views
+from predictions.api import jobs, views
 
 router = SimpleRouter(trailing_slash=True)
+# Before "predictions": its detail route would otherwise be tried on "predictions/jobs/".
+router.register("predictions/jobs", jobs.BatchJobViewSet, basename="batch-job")
 router.register("predictions", views.PredictionViewSet, basename="prediction")
 
 urlpatterns = [

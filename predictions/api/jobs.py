@@ -1,0 +1,166 @@
+"""Batch scoring jobs over the API: POST predictions/jobs/, GET predictions/jobs/{id}/ and .../results/."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import FileResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.context import actor_for_request
+from predictions.jobs import BatchJobInputError, batch_job_create, results_csv_rows
+from predictions.models import BatchJob, BatchJobOrigin, BatchJobScope
+from predictions.selectors import batch_job_list
+
+_BODY_FIELDS = {"scope", "customer_ids", "filter"}
+
+
+class BatchJobSerializer(serializers.ModelSerializer):
+    """The contract's job object, plus what an operator needs to follow it."""
+
+    model_version = serializers.CharField(source="model_version.version")
+    progress = serializers.FloatField()
+    counts = serializers.SerializerMethodField()
+    chunks = serializers.SerializerMethodField()
+    filter = serializers.JSONField(source="filters")
+    customer_ids = serializers.SerializerMethodField()
+    file = serializers.CharField(source="input_name")
+    rejected = serializers.SerializerMethodField()
+    workers = serializers.SerializerMethodField()
+    results_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchJob
+        fields = ("id", "status", "progress", "counts", "model_version", "started_at", "finished_at", "scope",
+                  "origin", "filter", "customer_ids", "file", "chunks", "duration_seconds", "requested_by",
+                  "created_at", "error", "rejected", "workers", "results_url")
+        read_only_fields = fields
+
+    def get_counts(self, job: BatchJob) -> dict[str, int]:
+        return {"total": job.total, "scored": job.scored, "failed": job.failed, "risk_increased": job.risk_increased}
+
+    def get_chunks(self, job: BatchJob) -> dict[str, int]:
+        return {"total": job.chunk_count, "done": job.chunks_done, "size": job.chunk_size}
+
+    def get_customer_ids(self, job: BatchJob) -> int:
+        return len(job.customer_ids)
+
+    def get_rejected(self, job: BatchJob) -> dict[str, Any]:
+        """Rows not scored before chunking: unknown ids, duplicate rows in a file (a sample of each)."""
+        details = job.details or {}
+        return {
+            "unknown_customer_ids": details.get("unknown_customer_ids", []),
+            "rows": details.get("rejected", []),
+        }
+
+    def get_workers(self, job: BatchJob) -> dict[str, Any]:
+        return (job.details or {}).get("workers", {})
+
+    def get_results_url(self, job: BatchJob) -> str:
+        request = self.context.get("request")
+        path = f"/api/v1/predictions/jobs/{job.pk}/results/"
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class BatchJobRequestSerializer(serializers.Serializer):
+    """Exactly one scope: ``{"scope": "all"}``, ``{"customer_ids": [...]}``, ``{"filter": {...}}``, or a file."""
+
+    scope = serializers.ChoiceField(choices=BatchJobScope.choices, required=False)
+    customer_ids = serializers.ListField(child=serializers.CharField(), required=False)
+    filter = serializers.DictField(required=False, help_text="The customer list's filters, e.g. contract_type.")
+    file = serializers.FileField(required=False, help_text="multipart: a CSV of records (contract or Telco layout) "
+                                                           "or of customer ids alone.")
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets clients ask for text/csv; the CSV itself is streamed by the view, errors stay JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return json.dumps(data).encode() if not isinstance(data, (bytes, str)) else data  # type: ignore[return-value]
+
+
+def _scope_of(data: Any, has_file: bool) -> tuple[str, dict[str, Any]]:
+    """The scope asked for and its arguments, from a JSON body or a multipart upload."""
+    if has_file:
+        return BatchJobScope.FILE, {}
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    unknown = sorted(set(data) - _BODY_FIELDS)
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in unknown})
+    given = [key for key in ("customer_ids", "filter") if key in data]
+    if len(given) > 1:
+        raise ValidationError({"non_field_errors": ["Give customer_ids or filter, not both."]})
+    scope = data.get("scope")
+    if given:
+        implied = BatchJobScope.IDS if given[0] == "customer_ids" else BatchJobScope.FILTER
+        if scope not in (None, implied):
+            raise ValidationError({"scope": [f"Scope {scope!r} does not go with {given[0]}."]})
+        key = "customer_ids" if implied == BatchJobScope.IDS else "filters"
+        return implied, {key: data[given[0]]}
+    if scope == BatchJobScope.ALL:
+        return BatchJobScope.ALL, {}
+    if scope in (BatchJobScope.IDS, BatchJobScope.FILTER, BatchJobScope.FILE):
+        needs = {"ids": "customer_ids", "filter": "filter", "file": "file (multipart)"}[scope]
+        raise ValidationError({needs.split()[0]: [f"Scope {scope!r} needs {needs}."]})
+    if scope is not None:
+        raise ValidationError({"scope": [f"Unknown scope {scope!r}; use all, ids, filter or file."]})
+    raise ValidationError({"scope": ['Give {"scope": "all"}, customer_ids, filter, or upload a file.']})
+
+
+class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Batch scoring jobs, newest first. POST queues one (202); results/ streams its CSV."""
+
+    serializer_class = BatchJobSerializer
+    parser_classes = [JSONParser, MultiPartParser]
+    lookup_value_regex = r"\d+"
+    required_scopes = {"GET": "customers:read", "POST": "predictions:write"}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return batch_job_list()
+
+    @extend_schema(
+        request={"application/json": BatchJobRequestSerializer, "multipart/form-data": BatchJobRequestSerializer},
+        responses={202: BatchJobSerializer},
+        examples=[OpenApiExample("all", value={"scope": "all"}),
+                  OpenApiExample("ids", value={"customer_ids": ["7590-VHVEG", "5575-GNVDE"]}),
+                  OpenApiExample("filter", value={"filter": {"contract_type": "Month-to-month", "max_tenure": 6}})],
+    )
+    def create(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        scope, arguments = _scope_of(request.data if upload is None else {}, upload is not None)
+        try:
+            job = batch_job_create(scope=scope, upload=upload, actor=actor_for_request(request),
+                                   origin=BatchJobOrigin.API, **arguments)
+        except BatchJobInputError as exc:
+            raise ValidationError(exc.errors) from None
+        job = self.get_queryset().get(pk=job.pk)
+        location = request.build_absolute_uri(f"/api/v1/predictions/jobs/{job.pk}/")
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The results CSV.")})
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
+    def results(self, request: Request, pk: str | None = None) -> Any:
+        """The job's predictions as CSV: the results file once finished, else what is written so far."""
+        job = self.get_object()
+        filename = f"batch-job-{job.pk}-results.csv"
+        if job.output_file:
+            return FileResponse(job.output_file.open("rb"), content_type="text/csv", as_attachment=True,
+                                filename=filename)
+        response = StreamingHttpResponse(results_csv_rows(job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["X-Job-Status"] = job.status
+        return response
