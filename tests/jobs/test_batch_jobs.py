@@ -358,7 +358,8 @@ def test_post_all_returns_202_with_the_job_then_the_job_shows_progress(
     assert detail["status"] == "succeeded"
     assert detail["progress"] == 1.0
     assert detail["counts"] == {"total": 120, "scored": 120, "failed": 0, "risk_increased": 0}
-    assert detail["started_at"].endswith("Z") and detail["finished_at"].endswith("Z")
+    assert detail["started_at"].endswith("Z")
+    assert detail["finished_at"].endswith("Z")
     assert detail["results_url"].endswith(f"{URL}{body['id']}/results/")
     assert key_client.get(URL).json()["results"][0]["id"] == body["id"]
 

@@ -92,7 +92,8 @@ def test_a_full_scoring_starts_from_the_admin(
     assert b"Start full scoring" in changelist.content
     confirm = admin_client.get("/admin/predictions/batchjob/start-full/")
     assert confirm.status_code == 200
-    assert b"40" in confirm.content and active_version.version.encode() in confirm.content
+    assert b"40" in confirm.content
+    assert active_version.version.encode() in confirm.content
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post("/admin/predictions/batchjob/start-full/")
     job = BatchJob.objects.get()
