@@ -178,6 +178,8 @@ class ValidationResult:
                 present += 1
             elif col.dtype.kind == "f":
                 present += ~np.isnan(col)
+            elif name in self.enum_codes:
+                present += self.enum_codes[name] >= 0
             else:
                 present += col != None  # noqa: E711 - elementwise on an object array
         return present * (100.0 / len(FIELD_ORDER))
@@ -407,6 +409,22 @@ def _parse_number_column(raw: np.ndarray, present: np.ndarray) -> tuple[np.ndarr
     return numbers, messages
 
 
+def _parse_number_strings_around_blanks(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """astype(float64) of a column whose only non-numbers are blank cells (a Telco TotalCharges).
+
+    The blanks are left unsettled (they are nulls); (None, ...) when other text stands in the way.
+    """
+    blank = (values == "") | (values == " ")
+    if not blank.any():
+        return None, blank
+    numbers = np.full(len(values), np.nan)
+    try:
+        numbers[~blank] = values[~blank].astype(np.float64)
+    except (TypeError, ValueError):
+        return None, blank
+    return numbers, blank
+
+
 def _parse_number_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Strings to float64 with float()'s exact rounding; returns (numbers, rows left unsettled).
 
@@ -420,6 +438,8 @@ def _parse_number_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         numbers = values.astype(np.float64)
         unsettled = np.zeros(n, dtype=bool)
     except (TypeError, ValueError):
+        numbers, unsettled = _parse_number_strings_around_blanks(values)
+    if numbers is None:
         numbers = np.full(n, np.nan)
         try:
             with np.errstate(invalid="ignore"):

@@ -298,21 +298,26 @@ class CsvReader(Reader):
     def _read_frame(self, data: bytes) -> pd.DataFrame:
         if not data.strip():
             return pd.DataFrame({name: pd.Series([], dtype=object) for name in self.names})
-        return pd.read_csv(
-            io.BytesIO(data),
-            header=None,
-            names=self.names,
-            dtype=self.dtypes,
-            sep=self.fmt.delimiter,
-            quotechar='"',
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=True,
-            encoding=self.fmt.encoding,
-            encoding_errors=FALLBACK_ERRORS,
-            engine="c",
-            index_col=False,
-        )
+        options = {
+            "header": None,
+            "names": self.names,
+            "dtype": self.dtypes,
+            "sep": self.fmt.delimiter,
+            "quotechar": '"',
+            "keep_default_na": False,
+            "na_filter": False,
+            "skip_blank_lines": True,
+            "encoding": self.fmt.encoding,
+            "engine": "c",
+            "index_col": False,
+            # Parsed in one piece: in pieces, pandas must merge each categorical's categories.
+            "low_memory": False,
+        }
+        try:
+            # Strict decoding stays in pandas' C code; the fallback handler needs a Python decoder.
+            return pd.read_csv(io.BytesIO(data), **options)
+        except UnicodeDecodeError:
+            return pd.read_csv(io.BytesIO(data), encoding_errors=FALLBACK_ERRORS, **options)
 
     def _frame_chunk(self, frame: pd.DataFrame, lines: np.ndarray, malformed: list[BadRow], index: int) -> Chunk:
         names = self.names
@@ -427,8 +432,11 @@ class CsvReader(Reader):
 
 def _per_line(data: np.ndarray, byte: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """How many times ``byte`` occurs in each line [start, end) of ``data``."""
-    positions = np.flatnonzero(data == byte)
-    return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
+    if not len(data):
+        return np.zeros(len(starts), dtype=np.int64)
+    counts = np.add.reduceat(data == byte, np.minimum(starts, len(data) - 1)).astype(np.int64)
+    counts[ends <= starts] = 0  # reduceat gives an empty line the byte at its start
+    return counts
 
 
 def _record_end(buffer: bytes, limit: int) -> int:

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, FIELD_ORDER, ValidationResult
 from customers.models import Customer, Outcome
@@ -178,36 +178,84 @@ def _value_sql(name: str) -> str:
 _WRITTEN = (*FIELD_ORDER, "quality_completeness", "quality_warnings", "source", "created_at", "updated_at")
 _COMPARED = (*FIELD_ORDER, "quality_warnings")
 # Statements are assembled from the constant column names above; values travel as parameters.
-_UPSERT = f"""
+_ROWS = f"""
 INSERT INTO customers_customer (customer_id, {", ".join(_WRITTEN)})
 SELECT s.customer_id, {", ".join(_value_sql(n) for n in FIELD_ORDER)}, s.quality_completeness,
        COALESCE(w.warnings, '[]'::jsonb), %(source)s, %(now)s, %(now)s
 FROM {_STAGE} s LEFT JOIN {_STAGE_WARNINGS} w ON w.idx = s.idx
+"""  # noqa: S608
+_MERGE = f"""
 ON CONFLICT (customer_id) DO UPDATE SET
     {", ".join(f"{n} = EXCLUDED.{n}" for n in _WRITTEN if n != "created_at")}
 WHERE ({", ".join(f"customers_customer.{n}" for n in _COMPARED)})
       IS DISTINCT FROM ({", ".join(f"EXCLUDED.{n}" for n in _COMPARED)})
-RETURNING customer_id, (xmax = 0) AS created
+RETURNING id, customer_id, (xmax = 0) AS created
+"""
+# A scalar subquery runs once per row through the customer_id index; a join would read the table.
+_STORED = "(SELECT true FROM customers_customer c WHERE c.customer_id = s.customer_id)"
+# Customers new to the table take a plain INSERT, about a third cheaper than ON CONFLICT's
+# speculative insertion; the rest go through ON CONFLICT ... DO UPDATE ... WHERE <row differs>,
+# whose RETURNING leaves out unchanged rows. Should another writer insert one of the "new"
+# customers meanwhile, the INSERT fails and the chunk is merged by _UPSERT_ALL instead.
+_UPSERT_SPLIT = f"""
+fresh AS ({_ROWS} WHERE {_STORED} IS NULL RETURNING id, customer_id, true AS created),
+merged AS ({_ROWS} WHERE {_STORED} {_MERGE}),
+up AS (SELECT * FROM fresh UNION ALL SELECT * FROM merged)
 """  # noqa: S608
-_UPSERT_COUNTS = f"""
-WITH up AS ({_UPSERT})
-SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created),
-       array_agg(customer_id) FILTER (WHERE created AND customer_id = ANY(%(watch)s)),
-       array_agg(customer_id) FILTER (WHERE NOT created AND customer_id = ANY(%(watch)s))
-FROM up
-"""  # noqa: S608
-# A label is recorded when it differs from the customer's latest outcome (or there is none).
+_UPSERT_ALL = f"up AS ({_ROWS} {_MERGE})"
+# Outcomes: a label is recorded when it differs from the customer's latest outcome. A customer
+# the upsert just created has none, so its label is a plain INSERT; the others are compared with
+# their latest outcome, unchanged customers found one by one through the customer_id index.
+_OUTCOME_COLUMNS = "customers_outcome (customer_id, churned, observed_at, source, recorded_by, created_at, updated_at)"
+_OUTCOME_VALUES = "%(observed_at)s, %(outcome_source)s, %(outcome_source)s, %(now)s, %(now)s"
 _OUTCOMES = f"""
-INSERT INTO customers_outcome (customer_id, churned, observed_at, source, recorded_by, created_at, updated_at)
-SELECT c.id, s.churned = 1, %(observed_at)s, %(source)s, %(source)s, %(now)s, %(now)s
-FROM {_STAGE} s JOIN customers_customer c ON c.customer_id = s.customer_id
-WHERE s.churned >= 0
-  AND (SELECT o.churned FROM customers_outcome o WHERE o.customer_id = c.id
-       ORDER BY o.observed_at DESC, o.id DESC LIMIT 1) IS DISTINCT FROM (s.churned = 1)
-ON CONFLICT (customer_id, observed_at, source) DO UPDATE
-    SET churned = EXCLUDED.churned, updated_at = EXCLUDED.updated_at
-    WHERE customers_outcome.churned IS DISTINCT FROM EXCLUDED.churned
+, first_labels AS (
+    INSERT INTO {_OUTCOME_COLUMNS}
+    SELECT up.id, s.churned = 1, {_OUTCOME_VALUES}
+    FROM up JOIN {_STAGE} s ON s.customer_id = up.customer_id
+    WHERE up.created AND s.churned >= 0
+    RETURNING 1
+), changed_labels AS (
+    INSERT INTO {_OUTCOME_COLUMNS}
+    SELECT x.id, x.churned, {_OUTCOME_VALUES}
+    FROM (
+        SELECT up.id, s.churned = 1 AS churned
+        FROM up JOIN {_STAGE} s ON s.customer_id = up.customer_id
+        WHERE NOT up.created AND s.churned >= 0
+        UNION ALL
+        SELECT (SELECT c.id FROM customers_customer c WHERE c.customer_id = s.customer_id), s.churned = 1
+        FROM {_STAGE} s
+        WHERE s.churned >= 0 AND NOT EXISTS (SELECT 1 FROM up WHERE up.customer_id = s.customer_id)
+    ) x
+    WHERE (SELECT o.churned FROM customers_outcome o WHERE o.customer_id = x.id
+           ORDER BY o.observed_at DESC, o.id DESC LIMIT 1) IS DISTINCT FROM x.churned
+    ON CONFLICT (customer_id, observed_at, source) DO UPDATE
+        SET churned = EXCLUDED.churned, updated_at = EXCLUDED.updated_at
+        WHERE customers_outcome.churned IS DISTINCT FROM EXCLUDED.churned
+    RETURNING 1
+)
 """  # noqa: S608
+
+
+def _statement(upsert: str, *, outcomes: bool) -> str:
+    """One statement per chunk: the upsert, the outcomes (as data-modifying CTEs), and the counts."""
+    recorded = "(SELECT count(*) FROM first_labels) + (SELECT count(*) FROM changed_labels)" if outcomes else "0"
+    return f"""
+WITH {upsert}{_OUTCOMES if outcomes else ""}
+SELECT (SELECT count(*) FROM up WHERE created),
+       (SELECT count(*) FROM up WHERE NOT created),
+       (SELECT array_agg(customer_id) FROM up WHERE created AND customer_id = ANY(%(watch)s)),
+       (SELECT array_agg(customer_id) FROM up WHERE NOT created AND customer_id = ANY(%(watch)s)),
+       CASE WHEN %(want_ids)s THEN (SELECT array_agg(customer_id) FROM up) END,
+       {recorded}
+"""  # noqa: S608
+
+
+_STATEMENTS = {
+    (split, outcomes): _statement(_UPSERT_SPLIT if split else _UPSERT_ALL, outcomes=outcomes)
+    for split in (True, False)
+    for outcomes in (True, False)
+}
 
 
 class PostgresWriter:
@@ -224,30 +272,33 @@ class PostgresWriter:
             # The commit need not wait for the WAL flush: a chunk lost in a crash loses its
             # IngestionChunk row with it, so the resumed run writes it again.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            # Hashing a 50,000-row chunk against the upsert's rows needs ~8 MB; the default 4 MB spills to disk.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
             self._stage(cursor, job)
-            params = {"source": job.source, "now": job.now, "watch": list(job.watch)}
-            if job.want_ids:
-                cursor.execute(_UPSERT, params)
-                returned = cursor.fetchall()
-                out.created = sum(1 for _, created in returned if created)
-                out.updated = len(returned) - out.created
-                out.changed_ids = [cid for cid, _ in returned]
-                created_ids = {cid for cid, created in returned if created}
-                updated_ids = {cid for cid, created in returned if not created}
-            else:
-                cursor.execute(_UPSERT_COUNTS, params)
-                out.created, out.updated, created_list, updated_list = cursor.fetchone()
-                created_ids, updated_ids = set(created_list or ()), set(updated_list or ())
+            outcomes = job.labels is not None and job.observed_at is not None
+            params = {
+                "source": job.source,
+                "now": job.now,
+                "watch": list(job.watch),
+                "want_ids": job.want_ids,
+                "observed_at": job.observed_at,
+                "outcome_source": job.outcome_source,
+            }
+            try:
+                with transaction.atomic():
+                    cursor.execute(_STATEMENTS[True, outcomes], params)
+                    row = cursor.fetchone()
+            except IntegrityError:  # a "new" customer was inserted by someone else meanwhile
+                cursor.execute(_STATEMENTS[False, outcomes], params)
+                row = cursor.fetchone()
+            out.created, out.updated, created_list, updated_list, changed, out.outcomes = row
+            out.changed_ids = list(changed or ())
             out.unchanged = len(job.rows) - out.created - out.updated
+            created_ids, updated_ids = set(created_list or ()), set(updated_list or ())
             out.watched = {
                 cid: "created" if cid in created_ids else "updated" if cid in updated_ids else "unchanged"
                 for cid in job.watch
             }
-            if job.labels is not None and job.observed_at is not None:
-                cursor.execute(
-                    _OUTCOMES, {"observed_at": job.observed_at, "source": job.outcome_source, "now": job.now}
-                )
-                out.outcomes = cursor.rowcount
         return out
 
     def _stage(self, cursor: Any, job: ChunkWrite) -> None:

@@ -148,3 +148,24 @@ def test_parallel_writers_commit_every_chunk_once(department, settings, django_d
     superseded = run.quarantined_rows.get()
     assert superseded.line == 12
     assert superseded.raw["tenure_months"] == 2
+
+
+@pytest.mark.postgres
+def test_a_customer_inserted_by_someone_else_meanwhile_falls_back_to_the_merge(upload, monkeypatch):
+    """The fast path INSERTs customers it did not find; a concurrent insert makes it merge instead."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY writer is PostgreSQL's")
+    upload(telco_csv([telco("CC-1"), telco("CC-2")]))
+    # as if CC-1 had not been there when the chunk looked: the plain INSERT meets it
+    blind = writers._statement(
+        f"fresh AS ({writers._ROWS} RETURNING id, customer_id, true AS created), up AS (SELECT * FROM fresh)",
+        outcomes=True,
+    )
+    monkeypatch.setitem(writers._STATEMENTS, (True, True), blind)
+
+    run = upload(telco_csv([telco("CC-1", tenure=13, TotalCharges=1105), telco("CC-2"), telco("CC-3")]))
+
+    assert run.counts == {"read": 3, "created": 1, "updated": 1, "unchanged": 1, "rejected": 0}
+    assert Customer.objects.get(customer_id="CC-1").tenure_months == 13
