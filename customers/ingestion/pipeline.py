@@ -260,8 +260,10 @@ class Pipeline:
         self.counts = dict(run.counts)
         self.seen = SeenIds()
         if writers is None:
+            # Threads need autocommit (each has its own connection) and a database that takes
+            # concurrent writers: PostgreSQL, not SQLite.
             threaded = settings.INGESTION_PIPELINE_THREADS and not connection.in_atomic_block
-            writers = settings.INGESTION_WRITERS if threaded else 0
+            writers = settings.INGESTION_WRITERS if threaded and connection.vendor == "postgresql" else 0
         self.writers = writers
         # Totals and the "earlier chunks committed" mark are shared by the writer threads.
         self._lock = threading.Condition()
