@@ -14,7 +14,7 @@ from customers.api.serializers import BulkCustomersSerializer, CustomerRecordSer
 from predictions.api.filters import PredictionFilter
 from predictions.api.serializers import PredictionSerializer
 from predictions.selectors import prediction_list
-from predictions.services import ScoringInputError, prediction_as_dict, prediction_score, predictions_score_batch
+from predictions.services import ScoringInputError, prediction_score, predictions_score_batch
 
 
 class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -36,10 +36,10 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     )
     def create(self, request: Request) -> Response:
         try:
-            prediction, model = prediction_score(body=require_object(request.data), actor=actor_for_request(request))
+            prediction = prediction_score(body=require_object(request.data), actor=actor_for_request(request))
         except ScoringInputError as exc:
             raise ValidationError(exc.errors) from None
-        return Response(prediction_as_dict(prediction, model.version), status=status.HTTP_201_CREATED)
+        return Response(prediction, status=status.HTTP_201_CREATED)
 
 
 class PredictionBatchView(APIView):
@@ -61,4 +61,6 @@ class PredictionBatchView(APIView):
     def post(self, request: Request) -> Response:
         items = require_record_list(request.data, key="customers", limit=settings.BATCH_PREDICTION_MAX_RECORDS)
         outcome = predictions_score_batch(items=items, actor=actor_for_request(request))
-        return Response({"predictions": outcome.predictions, "errors": row_errors(outcome.result, outcome.errors, items)})
+        return Response(
+            {"predictions": outcome.predictions, "errors": row_errors(outcome.result, outcome.errors, items)}
+        )
