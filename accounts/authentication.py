@@ -7,6 +7,7 @@ path costs one cache read instead of a database query; revocation deletes the ca
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,13 @@ from rest_framework.authentication import BaseAuthentication
 
 from accounts.models import ApiKey
 from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
+
+logger = logging.getLogger(__name__)
+WINDOW_SECONDS = 60
+
+
+def rate_counter_key(ident: str, window: int) -> str:
+    return f"rl:{ident}:{window}"
 
 # Write last_used_at at most this often per key and process: a write per request would double
 # the database work of the scoring path.
@@ -36,6 +44,10 @@ class ApiKeyCaller:
     department_name: str
     scopes: frozenset[str]
     rate_limit_per_minute: int
+    prefix: str = ""
+    # This minute's request count for the key, read in the same cache round trip as the key.
+    rate_window: int | None = None
+    rate_count: int | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -61,10 +73,9 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-def _key_record(prefix: str) -> dict[str, Any] | None:
-    key = cache.get(api_key_cache_key(prefix))
-    if key is not None:
-        return key
+def _key_record(prefix: str, cached: Any = None) -> dict[str, Any] | None:
+    if cached is not None:
+        return cached
     obj = ApiKey.objects.select_related("department").filter(prefix=prefix).first()
     if obj is None:
         return None
@@ -107,7 +118,18 @@ class ApiKeyAuthentication(BaseAuthentication):
         if raw is None:
             return None
         parts = split_key(raw)
-        record = _key_record(parts[0]) if parts else None
+        window = count = None
+        record = None
+        if parts is not None:
+            window = int(time.time() // WINDOW_SECONDS)
+            try:
+                cached, count = cache.get_and_count(
+                    api_key_cache_key(parts[0]), rate_counter_key(f"kp{parts[0]}", window), WINDOW_SECONDS * 2
+                )
+            except Exception:  # the database still answers; the throttle counts again
+                logger.warning("Cache unavailable for API key lookup", exc_info=True)
+                cached, count = None, None
+            record = _key_record(parts[0], cached)
         if parts is None or record is None or not secret_matches(record["salt"], record["hash"], parts[1]):
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if record["revoked"]:
@@ -128,6 +150,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             department_name=record["department_name"],
             scopes=frozenset(record["scopes"]),
             rate_limit_per_minute=record["rate_limit"],
+            prefix=parts[0],
+            rate_window=window,
+            rate_count=count,
         )
         actor = Actor(
             api_key_id=record["id"],

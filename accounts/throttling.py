@@ -16,16 +16,15 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from accounts.authentication import ApiKeyCaller, client_ip
+from accounts.authentication import WINDOW_SECONDS, ApiKeyCaller, client_ip, rate_counter_key
 
 logger = logging.getLogger(__name__)
-WINDOW_SECONDS = 60
 
 
 def _limit_for(request: Any) -> tuple[str, int]:
     user = request.user
     if isinstance(user, ApiKeyCaller):
-        return f"k{user.key_id}", user.rate_limit_per_minute
+        return f"kp{user.prefix}", user.rate_limit_per_minute
     if user is not None and getattr(user, "is_authenticated", False):
         membership = getattr(user, "membership", None) if hasattr(user, "membership") else None
         department_limit = membership.department.user_rate_limit_per_minute if membership else None
@@ -37,13 +36,17 @@ class CallerRateThrottle(BaseThrottle):
     def allow_request(self, request: Any, view: Any) -> bool:
         ident, limit = _limit_for(request)
         now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        key = f"rl:{ident}:{window}"
-        try:
-            count = cache.incr_with_expiry(key, WINDOW_SECONDS * 2)
-        except Exception:
-            logger.warning("Rate-limit counter unavailable; letting the request through", exc_info=True)
-            return True
+        user = request.user
+        if isinstance(user, ApiKeyCaller) and user.rate_count is not None:
+            # Counted while the key was looked up, in the same cache round trip.
+            window, count = user.rate_window, user.rate_count
+        else:
+            window = int(now // WINDOW_SECONDS)
+            try:
+                count = cache.incr_with_expiry(rate_counter_key(ident, window), WINDOW_SECONDS * 2)
+            except Exception:
+                logger.warning("Rate-limit counter unavailable; letting the request through", exc_info=True)
+                return True
         if count <= limit:
             return True
         self._wait = (window + 1) * WINDOW_SECONDS - now

@@ -47,11 +47,20 @@ class RedisCache(DjangoRedisCache):
         """Atomically count ``key`` up, expiring it ``timeout`` seconds after it was created."""
         return self._cache.incr_with_expiry(self.make_and_validate_key(key), timeout)
 
+    def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
+        """Read ``key`` and count ``counter_key`` up in one round trip (API key + rate limit)."""
+        return self._cache.get_and_count(
+            self.make_and_validate_key(key), self.make_and_validate_key(counter_key), timeout
+        )
+
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
         return _counted_get("redis", super().get, key, default, version)
 
 
 class LocMemCache(DjangoLocMemCache):
+    def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
+        return self.get(key), self.incr_with_expiry(counter_key, timeout)
+
     def incr_with_expiry(self, key: str, timeout: int) -> int:
         if self.add(key, 1, timeout):
             return 1

@@ -31,3 +31,12 @@ class ReusingRedisCacheClient(RedisCacheClient):
         pipe.set(key, 0, ex=timeout, nx=True)
         pipe.incr(key)
         return int(pipe.execute()[1])
+
+    def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
+        """GET ``key`` and count ``counter_key`` up (expiring it after ``timeout``), in one round trip."""
+        pipe = self.get_client(key, write=True).pipeline(transaction=False)
+        pipe.get(key)
+        pipe.set(counter_key, 0, ex=timeout, nx=True)
+        pipe.incr(counter_key)
+        value, _, count = pipe.execute()
+        return (None if value is None else self._serializer.loads(value)), int(count)
