@@ -291,10 +291,11 @@ BATCH_PREDICTION_MAX_RECORDS = 1_000
 
 # Largest file POST /api/v1/ingestions/ accepts (bytes); uploads stream to a temporary file.
 INGESTION_MAX_UPLOAD_BYTES = env.int("INGESTION_MAX_UPLOAD_BYTES", default=1024**3)
-# Rows validated and written per transaction. A 50,000-row Telco chunk takes about 13 MB parsed,
-# 8 MB validated and 9 MB as a COPY buffer; with two writers four chunks are in memory at once,
-# and a 1,000,000-row file peaks at about 330 MB in the worker (100,000-row chunks: about 430 MB).
-INGESTION_CHUNK_ROWS = env.int("INGESTION_CHUNK_ROWS", default=50_000)
+# Rows validated and written per transaction. A 40,000-row Telco chunk takes about 10 MB parsed,
+# 7 MB validated and 7 MB as a COPY buffer; with two writers four chunks are in memory at once,
+# and a 1,000,000-row file peaks at about 360 MB in a worker that starts at 200 MB (50,000-row
+# chunks: up to 395 MB; 100,000: 430 MB).
+INGESTION_CHUNK_ROWS = env.int("INGESTION_CHUNK_ROWS", default=40_000)
 # Read and validate the next chunk while the database writes earlier ones, on this many writer
 # threads (each its own connection; PostgreSQL works in its own processes meanwhile).
 INGESTION_PIPELINE_THREADS = env.bool("INGESTION_PIPELINE_THREADS", default=True)

@@ -1,18 +1,20 @@
 """The one path every source's rows take: validate, de-duplicate, flag, write, quarantine, count.
 
-Each chunk commits in one transaction together with its quarantined rows and the run's counts,
-quality sums and checkpoint, so the run row always describes exactly what is stored. An
-interrupted run resumes after its last committed chunk: chunks already committed are read again
-only to remember their customer ids (to recognise a later duplicate), and nothing is written or
-counted twice.
+Each chunk commits in one transaction together with its quarantined rows, an IngestionChunk row
+(its counts and quality sums) and its increments to the run's counts, so the run always describes
+exactly what is stored. An interrupted run resumes after its committed chunks: those are read
+again only to remember their customer ids (to recognise a later duplicate), and nothing is
+written or counted twice.
 
 The last row for a customer wins, as if the rows had been sent one after another. A row that a
 later row of the same run replaces is quarantined as superseded: within a chunk it is never
 written; across chunks it was written, so the later chunk reads the stored values first and
 moves the earlier row's count to rejected, keeping read = created + updated + unchanged + rejected.
 
-With a worker (autocommit) the chunk being written and the next one being read and validated
-overlap: PostgreSQL does the writing in its own process while Python parses, on the other core.
+In a worker (autocommit, PostgreSQL) the reading thread validates the next chunk while writer
+threads, each with its own connection, store earlier ones: PostgreSQL does most of the work in
+its own processes, so both cores stay busy. A chunk that replaces rows of earlier chunks waits
+until those are committed.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class SeenIds:
 
 
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
 def return_freed_memory_to_the_os() -> None:
@@ -147,7 +150,10 @@ def return_freed_memory_to_the_os() -> None:
     (with writer threads, in several arenas): a 1,000,000-row file then peaks ~30 MB higher.
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+        # Each writer thread would otherwise get its own heap arena, holding what it freed.
+        libc.mallopt(_M_ARENA_MAX, 2)
 
 
 def empty_sums() -> dict[str, Any]:

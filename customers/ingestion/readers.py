@@ -11,6 +11,7 @@ the damage. JSON arrays are decoded one object at a time; JSON Lines one line at
 
 from __future__ import annotations
 
+import abc
 import codecs
 import csv
 import io
@@ -84,14 +85,15 @@ class Chunk:
         return self.n + len(self.malformed)
 
 
-class Reader:
+class Reader(abc.ABC):
     """A source of chunks. ``details`` describes what was read; ``fatal`` is set when reading stopped early."""
 
     details: dict[str, Any]
     fatal: str = ""
 
+    @abc.abstractmethod
     def chunks(self) -> Iterator[Chunk]:
-        raise NotImplementedError  # pragma: no cover - every reader defines it
+        """The source's rows, chunk by chunk, with indexes counting from 0."""
 
     def notes(self) -> list[str]:
         return []

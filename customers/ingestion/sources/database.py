@@ -9,6 +9,7 @@ boundary value are never skipped. The cursor advances with each committed page.
 
 from __future__ import annotations
 
+import abc
 import json
 import uuid
 from collections.abc import Iterator
@@ -57,8 +58,9 @@ class _PagedReader(Reader):
             return [f"Columns ignored (not in the contract): {', '.join(sorted(self.builder.ignored)[:20])}."]
         return []
 
+    @abc.abstractmethod
     def _pages(self) -> Iterator[list[dict[str, Any]]]:
-        raise NotImplementedError  # pragma: no cover - each database defines it
+        """The query's rows as dicts, a page at a time."""
 
     def chunks(self) -> Iterator[Chunk]:
         position = 0
