@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -158,6 +158,7 @@ class EventConsumer:
                             break
                         continue
                     handled += self.process(entries, reclaimed=reclaimed)
+                    self._roll_run()
                     failures = 0
                 except (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError) as exc:
                     # Nothing was acknowledged; the entries stay pending and come back.
@@ -228,6 +229,10 @@ class EventConsumer:
                     counts["rejected"] += 1
                     dead.append((eid, fields, exc.errors))
                     self._record_rejected(eid, fields, exc.errors, run)
+                except IntegrityError:
+                    # Another consumer reclaimed this entry while it was slow here and applied it first.
+                    counts["read"] -= 1
+                    logger.info("Stream entry %s was applied by another consumer", eid)
             IngestionRun.objects.filter(pk=run.pk).update(
                 **{f"{k}_count": F(f"{k}_count") + v for k, v in counts.items() if v},
                 heartbeat_at=now,
