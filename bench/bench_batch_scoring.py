@@ -144,6 +144,8 @@ def reset_predictions() -> None:
         )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE predictions_prediction")
+        # Start each run at the beginning of a checkpoint cycle, so that runs compare.
+        cursor.execute("CHECKPOINT")
 
 
 def start_workers(count: int) -> list[subprocess.Popen]:
@@ -197,6 +199,8 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
     from predictions.jobs import batch_job_create
     from predictions.models import BatchChunk, BatchJob, BatchJobOrigin
 
+    server_before = server_counters()
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     created = time.perf_counter()
     with transaction.atomic():
         job = batch_job_create(scope="all", origin=BatchJobOrigin.COMMAND)
@@ -211,6 +215,7 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
             break
         time.sleep(0.2)
     wall = time.perf_counter() - created
+    server_after = server_counters()
     chunks = list(BatchChunk.objects.filter(job=job).values_list("timings", "finished_at"))
     last_write = max(f for _, f in chunks)
     sums = {k: sum(t.get(k, 0.0) for t, _ in chunks) for k in ("read", "score", "write")}
@@ -218,7 +223,20 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
     return {
         "job": job, "wall": wall, "to_last_chunk": (last_write - job.created_at).total_seconds(),
         "sums": sums, "child_rss": children, "parent_rss": {p.pid: rss.get(p.pid, 0.0) for p in workers},
+        "wal_mb": (server_after[0] - server_before[0]) / 1e6, "checkpoints": server_after[1] - server_before[1],
+        "load": load,
     }
+
+
+def server_counters() -> tuple[int, int]:
+    """(WAL bytes written so far, checkpoints so far) of the PostgreSQL server."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0'), "
+                       "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        wal, checkpoints = cursor.fetchone()
+    return int(wal), int(checkpoints)
 
 
 def report(count: int, result: dict) -> bool:
@@ -231,6 +249,8 @@ def report(count: int, result: dict) -> bool:
     print(f"  wall, create -> last chunk written {result['to_last_chunk']:.1f} s")
     print(f"  chunk time summed: read {result['sums']['read']:.1f} s, score {result['sums']['score']:.1f} s, "
           f"write {result['sums']['write']:.1f} s  ({job.chunk_count} chunks of {job.chunk_size:,})")
+    print(f"  PostgreSQL server (all databases): {result['wal_mb']:,.0f} MB of WAL, {result['checkpoints']} "
+          f"checkpoint(s) during the job; load average before: {result['load']}")
     for worker, figures in sorted(job.details.get("workers", {}).items()):
         print(f"  worker {worker}: {figures['rows']:,} rows in {figures['chunks']} chunks, busy "
               f"{figures['busy_seconds']:.1f} s -> {figures['rows_per_second']:,.0f} rows/s")
