@@ -203,6 +203,8 @@ merged AS ({_ROWS} WHERE {_STORED} {_MERGE}),
 up AS (SELECT * FROM fresh UNION ALL SELECT * FROM merged)
 """  # noqa: S608
 _UPSERT_ALL = f"up AS ({_ROWS} {_MERGE})"
+# A bulk load of new customers: no per-row lookup at all. The first existing customer makes it fail.
+_INSERT_ALL = f"fresh AS ({_ROWS} RETURNING id, customer_id, true AS created), up AS (SELECT * FROM fresh)"  # noqa: S608
 # Outcomes: a label is recorded when it differs from the customer's latest outcome. A customer
 # the upsert just created has none, so its label is a plain INSERT; the others are compared with
 # their latest outcome, unchanged customers found one by one through the customer_id index.
@@ -251,15 +253,24 @@ SELECT (SELECT count(*) FROM up WHERE created),
 """  # noqa: S608
 
 
+_UPSERTS = {"insert": _INSERT_ALL, "split": _UPSERT_SPLIT, "merge": _UPSERT_ALL}
 _STATEMENTS = {
-    (split, outcomes): _statement(_UPSERT_SPLIT if split else _UPSERT_ALL, outcomes=outcomes)
-    for split in (True, False)
+    (mode, outcomes): _statement(upsert, outcomes=outcomes)
+    for mode, upsert in _UPSERTS.items()
     for outcomes in (True, False)
 }
 
 
 class PostgresWriter:
-    """COPY into a staging table, then one INSERT ... ON CONFLICT per chunk."""
+    """COPY into a staging table, then one statement per chunk.
+
+    While chunks hold only new customers (a first load), the next chunk is tried as a plain
+    INSERT; the first chunk with a stored customer fails it, and from then on chunks are split
+    into new and stored customers, or merged whole if a concurrent writer gets in the way.
+    """
+
+    def __init__(self) -> None:
+        self.expect_new = True
 
     def write(self, job: ChunkWrite) -> WriteOutcome:
         out = WriteOutcome(before=stored_before(job.watch))
@@ -284,14 +295,18 @@ class PostgresWriter:
                 "observed_at": job.observed_at,
                 "outcome_source": job.outcome_source,
             }
-            try:
-                with transaction.atomic():
-                    cursor.execute(_STATEMENTS[True, outcomes], params)
-                    row = cursor.fetchone()
-            except IntegrityError:  # a "new" customer was inserted by someone else meanwhile
-                cursor.execute(_STATEMENTS[False, outcomes], params)
-                row = cursor.fetchone()
+            row = None
+            for mode in ("insert", "split", "merge") if self.expect_new else ("split", "merge"):
+                try:
+                    with transaction.atomic():
+                        cursor.execute(_STATEMENTS[mode, outcomes], params)
+                        row = cursor.fetchone()
+                    break
+                except IntegrityError:  # a customer already stored, or stored meanwhile by another writer
+                    if mode == "merge":
+                        raise
             out.created, out.updated, created_list, updated_list, changed, out.outcomes = row
+            self.expect_new = out.created == len(job.rows)
             out.changed_ids = list(changed or ())
             out.unchanged = len(job.rows) - out.created - out.updated
             created_ids, updated_ids = set(created_list or ()), set(updated_list or ())
