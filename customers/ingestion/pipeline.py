@@ -495,7 +495,8 @@ class Pipeline:
             if prepared.progress is not None:
                 update["progress"] = Greatest(F("progress"), Value(min(max(prepared.progress, 0.0), 1.0)))
             if self.reference is not None and not self.run.checkpoint.get("reference"):
-                update["checkpoint"] = {**self.run.checkpoint, "reference": self.reference.to_json()}
+                self.run.checkpoint = {**self.run.checkpoint, "reference": self.reference.to_json()}
+                update["checkpoint"] = self.run.checkpoint
             updated = IngestionRun.objects.filter(pk=self.run.pk, worker=self.token).update(
                 **update, quality=quality_report(sums, counts["read"]), heartbeat_at=now, updated_at=now
             )

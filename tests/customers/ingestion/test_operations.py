@@ -245,3 +245,17 @@ def test_a_source_set_to_re_score_asks_for_it_after_the_commit(django_capture_on
     send_task.assert_called_once_with(
         "predictions.tasks.rescore_customers", kwargs={"customer_ids": ["RS-0", "RS-1"], "reason": "ingestion:rs"}
     )
+
+
+def test_every_admin_list_and_page_renders(client, admin_user, upload):
+    client.force_login(admin_user)
+    run = upload(telco_csv([telco("PG-1"), telco("PG-2", tenure="x")]))
+    data_source_save(source=DataSource(name="page", kind=SourceKind.HTTP, url="http://127.0.0.1:9/x"), actor=SYSTEM)
+    for model in ("customer", "outcome", "ingestionrun", "quarantinedrow", "datasource", "customerevent"):
+        assert client.get(f"/admin/customers/{model}/").status_code == 200, model
+    row = run.quarantined_rows.get()
+    assert client.get(f"/admin/customers/quarantinedrow/{row.pk}/change/").status_code == 200
+    customer = Customer.objects.get(customer_id="PG-1")
+    assert client.get(f"/admin/customers/customer/{customer.pk}/change/").status_code == 200
+    source = DataSource.objects.get(name="page")
+    assert client.get(f"/admin/customers/datasource/{source.pk}/change/").status_code == 200
