@@ -208,9 +208,7 @@ def outcome_record(
     return outcome, created
 
 
-def outcomes_bulk_record(
-    *, labels: dict[str, bool], observed_at: datetime, source: str
-) -> int:
+def outcomes_bulk_record(*, labels: dict[str, bool], observed_at: datetime, source: str) -> int:
     """Record many outcomes at once (file imports); an observation already stored is updated."""
     ids = dict(Customer.objects.filter(customer_id__in=list(labels)).values_list("customer_id", "pk"))
     objs = [

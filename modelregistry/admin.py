@@ -28,7 +28,9 @@ METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
 
 
 def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return actor_for_user(request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None))
+    return actor_for_user(
+        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
+    )
 
 
 class ModelEventInline(admin.TabularInline):
@@ -54,17 +56,46 @@ def _metric(name: str):  # type: ignore[no-untyped-def]
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("version", "status", "algorithm", *(f"m_{m}" for m in METRIC_COLUMNS), "training_rows",
-                    "promoted_at", "created_at")
+    list_display = (
+        "version",
+        "status",
+        "algorithm",
+        *(f"m_{m}" for m in METRIC_COLUMNS),
+        "training_rows",
+        "promoted_at",
+        "created_at",
+    )
     list_filter = ("status", "algorithm")
     search_fields = ("version", "notes")
-    actions = ("promote_selected", "force_promote_selected", "rollback_active", "deprecate_selected",
-               "archive_selected")
+    actions = (
+        "promote_selected",
+        "force_promote_selected",
+        "rollback_active",
+        "deprecate_selected",
+        "archive_selected",
+    )
     inlines = (ModelEventInline,)
-    readonly_fields = ("version", "algorithm", "status", "metrics_table", "artifact", "artifact_sha256",
-                       "artifact_size", "feature_spec_version", "schema_version", "training_data_sha256",
-                       "training_rows", "training_source", "trained_by", "promoted_by", "promoted_at",
-                       "previous_active", "error", "created_at", "updated_at")
+    readonly_fields = (
+        "version",
+        "algorithm",
+        "status",
+        "metrics_table",
+        "artifact",
+        "artifact_sha256",
+        "artifact_size",
+        "feature_spec_version",
+        "schema_version",
+        "training_data_sha256",
+        "training_rows",
+        "training_source",
+        "trained_by",
+        "promoted_by",
+        "promoted_at",
+        "previous_active",
+        "error",
+        "created_at",
+        "updated_at",
+    )
     fields = (*readonly_fields, "notes")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -98,9 +129,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
             return
-        self._run(request, queryset, lambda v: model_promote(
-            version=v.version, actor=_actor(request), force=True, reason=f"forced in admin by {request.user}"
-        ), "promoted (forced)")
+        self._run(
+            request,
+            queryset,
+            lambda v: model_promote(
+                version=v.version, actor=_actor(request), force=True, reason=f"forced in admin by {request.user}"
+            ),
+            "promoted (forced)",
+        )
 
     @admin.action(description="Roll back to the previously active version")
     def rollback_active(self, request: HttpRequest, queryset: Any) -> None:
@@ -112,19 +148,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deprecate")
     def deprecate_selected(self, request: HttpRequest, queryset: Any) -> None:
-        self._run(request, queryset, lambda v: model_version_set_status(
-            version=v.version, status=ModelStatus.DEPRECATED, actor=_actor(request)), "deprecated")
+        self._run(
+            request,
+            queryset,
+            lambda v: model_version_set_status(version=v.version, status=ModelStatus.DEPRECATED, actor=_actor(request)),
+            "deprecated",
+        )
 
     @admin.action(description="Archive")
     def archive_selected(self, request: HttpRequest, queryset: Any) -> None:
-        self._run(request, queryset, lambda v: model_version_set_status(
-            version=v.version, status=ModelStatus.ARCHIVED, actor=_actor(request)), "archived")
+        self._run(
+            request,
+            queryset,
+            lambda v: model_version_set_status(version=v.version, status=ModelStatus.ARCHIVED, actor=_actor(request)),
+            "archived",
+        )
 
 
 for _name in METRIC_COLUMNS:
     setattr(ModelVersionAdmin, f"m_{_name}", staticmethod(_metric(_name)))
-
-
 # --- retraining -------------------------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ def publish_active_stamp() -> None:
     stamp = _stamp_from_db()
     try:
         cache.set(STAMP_KEY, stamp, STAMP_TTL_SECONDS)
-    except Exception:  # noqa: BLE001 - processes fall back to reading the stamp from the database
+    except Exception:
         logger.warning("Could not publish the active model stamp to the cache", exc_info=True)
     forget_local()
 
@@ -68,13 +68,13 @@ def forget_local() -> None:
 def _current_stamp() -> str:
     try:
         stamp = cache.get(STAMP_KEY)
-    except Exception:  # noqa: BLE001
+    except Exception:
         stamp = None
     if stamp is None:
         stamp = _stamp_from_db()
         try:
             cache.set(STAMP_KEY, stamp, STAMP_TTL_SECONDS)
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.debug("cache unavailable for the model stamp", exc_info=True)
     return stamp
 

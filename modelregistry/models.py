@@ -47,7 +47,11 @@ class ModelVersion(models.Model):
     promoted_by = models.CharField(max_length=200, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
     previous_active = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The version that served before this one was promoted; roll back returns to it.",
     )
     notes = models.TextField(blank=True)

@@ -11,7 +11,7 @@ def model_active() -> ModelVersion | None:
 
 def model_readiness_problem() -> str | None:
     """None when an active model exists and loads; otherwise why not."""
-    from modelregistry.loader import active_scorer, ModelUnavailable
+    from modelregistry.loader import ModelUnavailable, active_scorer
 
     try:
         active_scorer()

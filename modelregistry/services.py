@@ -82,8 +82,13 @@ def model_version_register(
     version.artifact.save(f"{label}.zip", ContentFile(data), save=False)
     version.save()
     model_event_record(version=version, kind="trained", actor=actor, details={"metrics": dict(trained.metrics)})
-    audit_record(actor=actor, action="model.register", obj=version, object_id=version.version,
-                 details={"algorithm": version.algorithm, "roc_auc": version.roc_auc})
+    audit_record(
+        actor=actor,
+        action="model.register",
+        obj=version,
+        object_id=version.version,
+        details={"algorithm": version.algorithm, "roc_auc": version.roc_auc},
+    )
     return version
 
 
@@ -120,9 +125,16 @@ def model_version_promote(
         raise PromotionRefused("A forced promotion needs a reason.")
     if active is not None and not force:
         candidate_auc, active_auc = candidate.roc_auc, active.roc_auc
-        if candidate_auc is not None and active_auc is not None and candidate_auc < active_auc - PROMOTION_AUC_TOLERANCE:
-            _refuse(candidate, f"held-out ROC AUC {candidate_auc:.4f} is more than {PROMOTION_AUC_TOLERANCE} "
-                    f"below the active model's {active_auc:.4f}; force it with a reason to promote anyway")
+        if (
+            candidate_auc is not None
+            and active_auc is not None
+            and candidate_auc < active_auc - PROMOTION_AUC_TOLERANCE
+        ):
+            _refuse(
+                candidate,
+                f"held-out ROC AUC {candidate_auc:.4f} is more than {PROMOTION_AUC_TOLERANCE} "
+                f"below the active model's {active_auc:.4f}; force it with a reason to promote anyway",
+            )
     try:
         loader.load_version(candidate)
     except (ml_artifact.ArtifactError, OSError) as exc:
@@ -141,8 +153,13 @@ def model_version_promote(
     candidate.save(update_fields=["status", "promoted_at", "promoted_by", "previous_active", "updated_at"])
     details = {"previous": active.version if active else None, "forced": force, "reason": reason}
     model_event_record(version=candidate, kind=event_kind, actor=actor, details=details)
-    audit_record(actor=actor, action=f"model.{'promote' if event_kind == 'promoted' else 'rollback'}",
-                 obj=candidate, object_id=candidate.version, details=details)
+    audit_record(
+        actor=actor,
+        action=f"model.{'promote' if event_kind == 'promoted' else 'rollback'}",
+        obj=candidate,
+        object_id=candidate.version,
+        details=details,
+    )
     transaction.on_commit(loader.publish_active_stamp)
     return candidate
 
@@ -158,8 +175,14 @@ def _record_refusal(exc: PromotionRefused, actor: Actor) -> None:
     version = ModelVersion.objects.get(pk=exc.version_pk)
     with transaction.atomic():
         model_event_record(version=version, kind="promotion_refused", actor=actor, details={"reason": str(exc)})
-        audit_record(actor=actor, action="model.promote", obj=version, object_id=version.version,
-                     outcome="denied", details={"reason": str(exc)})
+        audit_record(
+            actor=actor,
+            action="model.promote",
+            obj=version,
+            object_id=version.version,
+            outcome="denied",
+            details={"reason": str(exc)},
+        )
 
 
 def model_promote(*, version: str, actor: Actor, force: bool = False, reason: str = "") -> ModelVersion:
@@ -181,7 +204,10 @@ def model_rollback(*, actor: Actor, reason: str = "") -> ModelVersion:
         raise PromotionRefused(f"{active.version} has no previous version to roll back to.")
     try:
         return model_version_promote(
-            version=previous.version, actor=actor, force=True, reason=reason or f"roll back from {active.version}",
+            version=previous.version,
+            actor=actor,
+            force=True,
+            reason=reason or f"roll back from {active.version}",
             event_kind="rolled_back",
         )
     except PromotionRefused as exc:
@@ -256,8 +282,13 @@ def model_train(
     except Exception as exc:
         ModelVersion.objects.create(
             version=f"{timezone.now():%Y%m%d-%H%M%S}-failed-{np.random.default_rng().integers(1 << 24):06x}",
-            algorithm=algorithm, status=ModelStatus.FAILED, feature_spec_version="", schema_version=SCHEMA_VERSION,
-            training_rows=len(data.frame), training_source=data.source[:255], trained_by=actor.label,
+            algorithm=algorithm,
+            status=ModelStatus.FAILED,
+            feature_spec_version="",
+            schema_version=SCHEMA_VERSION,
+            training_rows=len(data.frame),
+            training_source=data.source[:255],
+            trained_by=actor.label,
             error=f"{type(exc).__name__}: {exc}",
         )
         raise

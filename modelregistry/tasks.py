@@ -6,7 +6,11 @@ from celery import shared_task
 # Not retried automatically: a second attempt would register a second version.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=1800, time_limit=2000)
 def train_model(
-    *, data_path: str | None = None, activate: bool = False, algorithm: str = "auto", seed: int = 42,
+    *,
+    data_path: str | None = None,
+    activate: bool = False,
+    algorithm: str = "auto",
+    seed: int = 42,
     requested_by_user_id: int | None = None,
 ) -> str:
     """Train on a file or on the stored customers; returns the new version label."""

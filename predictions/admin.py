@@ -51,8 +51,15 @@ class RiskTierActionAdmin(admin.ModelAdmin):
 
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "customer_id", "churn_probability", "risk_level", "model_version", "source",
-                    "latency_ms")
+    list_display = (
+        "created_at",
+        "customer_id",
+        "churn_probability",
+        "risk_level",
+        "model_version",
+        "source",
+        "latency_ms",
+    )
     list_filter = ("risk_level", "model_version", "source", ("created_at", admin.DateFieldListFilter))
     search_fields = ("customer_id", "=prediction_id", "request_id")
     date_hierarchy = "created_at"
@@ -65,8 +72,6 @@ class PredictionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
 # --- batch scoring jobs -----------------------------------------------------------------------
 
 

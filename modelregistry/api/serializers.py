@@ -17,10 +17,27 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ("version", "algorithm", "status", "metrics", "artifact_sha256", "artifact_size",
-                  "feature_spec_version", "schema_version", "training_data_sha256", "training_rows",
-                  "training_source", "trained_by", "promoted_by", "promoted_at", "previous_active", "notes",
-                  "error", "created_at", "updated_at")
+        fields = (
+            "version",
+            "algorithm",
+            "status",
+            "metrics",
+            "artifact_sha256",
+            "artifact_size",
+            "feature_spec_version",
+            "schema_version",
+            "training_data_sha256",
+            "training_rows",
+            "training_source",
+            "trained_by",
+            "promoted_by",
+            "promoted_at",
+            "previous_active",
+            "notes",
+            "error",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 

@@ -75,8 +75,12 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         body = ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            row = model_version_set_status(version=target.version, status=ModelStatus.DEPRECATED,
-                                           actor=actor_for_request(request), reason=body.validated_data["reason"])
+            row = model_version_set_status(
+                version=target.version,
+                status=ModelStatus.DEPRECATED,
+                actor=actor_for_request(request),
+                reason=body.validated_data["reason"],
+            )
         except PromotionRefused as exc:
             raise Conflict(str(exc)) from None
         return Response(ModelVersionSerializer(row).data)

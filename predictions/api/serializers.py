@@ -19,6 +19,14 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ("prediction_id", "customer_id", "churn_probability", "risk_level", "recommendations",
-                  "model_version", "top_factors", "created_at")
+        fields = (
+            "prediction_id",
+            "customer_id",
+            "churn_probability",
+            "risk_level",
+            "recommendations",
+            "model_version",
+            "top_factors",
+            "created_at",
+        )
         read_only_fields = fields

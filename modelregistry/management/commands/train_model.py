@@ -37,11 +37,18 @@ class Command(BaseCommand):
                 data = training_data_from_store()
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"Training on {len(data.frame)} customers ({data.labels.mean():.1%} churned) from {data.source} ...")
+        self.stdout.write(
+            f"Training on {len(data.frame)} customers ({data.labels.mean():.1%} churned) from {data.source} ..."
+        )
         try:
             version = model_train(
-                data=data, activate=opts["activate"], algorithm=opts["algorithm"], seed=opts["seed"],
-                force=opts["force"], reason=opts["reason"], notes=opts["notes"],
+                data=data,
+                activate=opts["activate"],
+                algorithm=opts["algorithm"],
+                seed=opts["seed"],
+                force=opts["force"],
+                reason=opts["reason"],
+                notes=opts["notes"],
             )
         except PromotionRefused as exc:
             raise CommandError(f"The model was stored but not activated. {exc}") from exc
