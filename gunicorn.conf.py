@@ -88,3 +88,13 @@ def child_exit(server: object, worker: object) -> None:
     from churn_platform.multiprocess import mark_dead
 
     mark_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def post_worker_init(worker: object) -> None:
+    """Move everything loaded so far (Django, numpy, the model) out of the garbage collector's
+    reach: a full collection would otherwise walk those objects again and again, and such
+    pauses showed up as 100 ms outliers on 1,000-customer batch requests."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
