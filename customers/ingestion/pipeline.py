@@ -54,7 +54,14 @@ from churn_platform.metrics import INGESTION_ROWS
 from customers.ingestion import anomalies
 from customers.ingestion.readers import Chunk
 from customers.ingestion.writers import ChunkWrite, WriteOutcome, Writer
-from customers.models import DataSource, IngestionChunk, IngestionRun, QuarantinedRow, QuarantineReason
+from customers.models import (
+    DataSource,
+    IngestionChunk,
+    IngestionRun,
+    QuarantinedRow,
+    QuarantineReason,
+    RunStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +205,23 @@ def quality_report(sums: Mapping[str, Any], read: int) -> dict[str, Any]:
         "anomalies_by_field": dict(sums["anomalies"]),
         "quality_pct": round(100.0 * sums["points"] / read, 2) if read else 0.0,
     }
+
+
+def run_outcome(counts: Mapping[str, int], *, fatal: str = "", empty: str = "", refused: str = "") -> tuple[str, str]:
+    """(status, error) of a finished run from its counts.
+
+    Failed when nothing could be stored (``empty``: the message when nothing was read, which is
+    then a failure), partially succeeded when some rows were refused or reading stopped early
+    (``fatal``), succeeded otherwise.
+    """
+    stored = counts["created"] + counts["updated"] + counts["unchanged"]
+    if counts["read"] == 0 and empty:
+        return RunStatus.FAILED, fatal or empty
+    if stored == 0 and (counts["read"] or fatal):
+        return RunStatus.FAILED, fatal or "No row could be stored; every row is listed with its reasons."
+    if fatal or counts["rejected"]:
+        return RunStatus.PARTIALLY_SUCCEEDED, fatal or refused
+    return RunStatus.SUCCEEDED, ""
 
 
 def request_rescore(customer_ids: list[str], reason: str) -> None:

@@ -24,7 +24,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, MISSING
+from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, MISSING, _json_type
 from customers.ingestion.mapping import (
     IGNORE,
     LABEL,
@@ -539,18 +539,6 @@ class RecordColumns:
         )
 
 
-def _not_an_object(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
-
-
 class _RecordFileReader(Reader):
     def __init__(
         self,
@@ -639,7 +627,7 @@ class JsonLinesReader(_RecordFileReader):
                         BadRow(
                             line=line_no,
                             raw={"_text": _text_excerpt(text)},
-                            errors={"non_field_errors": [f"Must be a JSON object; got {_not_an_object(obj)}."]},
+                            errors={"non_field_errors": [f"Must be a JSON object; got {_json_type(obj)}."]},
                         )
                     )
                     continue
@@ -755,7 +743,7 @@ class JsonArrayReader(_RecordFileReader):
                     BadRow(
                         line=self.line_of_object,
                         raw={"_text": _text_excerpt(json.dumps(obj))},
-                        errors={"non_field_errors": [f"Must be a JSON object; got {_not_an_object(obj)}."]},
+                        errors={"non_field_errors": [f"Must be a JSON object; got {_json_type(obj)}."]},
                     )
                 )
             if len(records) >= self.chunk_rows:

@@ -25,7 +25,7 @@ from accounts.services import SYSTEM, Actor, audit_record
 from churn_platform.metrics import INGESTION_RUNS
 from customers.ingestion import anomalies
 from customers.ingestion.mapping import MappingError
-from customers.ingestion.pipeline import ClaimLost, Pipeline
+from customers.ingestion.pipeline import ClaimLost, Pipeline, run_outcome
 from customers.ingestion.readers import Reader, open_file_reader
 from customers.ingestion.secrets import SecretUnreadable, encrypt_secret
 from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
@@ -252,18 +252,9 @@ def _first_seen(run: IngestionRun) -> datetime:
 
 
 def _finish(run: IngestionRun, token: str, pipeline: Pipeline, reader: Reader, *, fatal: str) -> IngestionRun:
-    counts = pipeline.counts
-    stored = counts["created"] + counts["updated"] + counts["unchanged"]
-    if counts["read"] == 0 and run.source_kind == SourceKind.FILE:
-        status, error = RunStatus.FAILED, fatal or "The file has no data rows (at most a header)."
-    elif counts["read"] and stored == 0:
-        status, error = RunStatus.FAILED, fatal or "No row could be stored; every row is listed with its reasons."
-    elif fatal and stored == 0:
-        status, error = RunStatus.FAILED, fatal
-    elif fatal or counts["rejected"]:
-        status, error = RunStatus.PARTIALLY_SUCCEEDED, fatal
-    else:
-        status, error = RunStatus.SUCCEEDED, ""
+    # A source with no new rows succeeded; a file with no rows did not.
+    empty = "The file has no data rows (at most a header)." if run.source_kind == SourceKind.FILE else ""
+    status, error = run_outcome(pipeline.counts, fatal=fatal, empty=empty)
     details = {**pipeline.details, **reader.details}  # the reader's figures (pages) as they ended
     notes = reader.notes()
     if notes:

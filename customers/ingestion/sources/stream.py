@@ -41,7 +41,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.services import SYSTEM, audit_record
 from churn_ml.schema import FIELD_ORDER, INTERNET_ADDON_FIELDS, KNOWN_FIELDS, validate_records
 from churn_platform.metrics import INGESTION_ROWS, INGESTION_RUNS
-from customers.ingestion.pipeline import json_safe, request_rescore
+from customers.ingestion.pipeline import json_safe, request_rescore, run_outcome
 from customers.models import (
     Customer,
     CustomerEvent,
@@ -378,13 +378,7 @@ class EventConsumer:
             return
         self.run_record = None
         run.refresh_from_db()
-        stored = run.created_count + run.updated_count + run.unchanged_count
-        if run.rejected_count and not stored:
-            status = RunStatus.FAILED
-        elif run.rejected_count:
-            status = RunStatus.PARTIALLY_SUCCEEDED
-        else:
-            status = RunStatus.SUCCEEDED
+        status, error = run_outcome(run.counts, refused="Some events were dead-lettered; see the rejected rows.")
         now = timezone.now()
         with transaction.atomic():
             IngestionRun.objects.filter(pk=run.pk).update(
@@ -394,7 +388,7 @@ class EventConsumer:
                 heartbeat_at=None,
                 worker="",
                 updated_at=now,
-                error="" if status == RunStatus.SUCCEEDED else "Some events were dead-lettered; see the rejected rows.",
+                error=error,
             )
             audit_record(
                 actor=SYSTEM,
