@@ -33,8 +33,10 @@ from customers.ingestion.services import (
 )
 from customers.ingestion.sniff import FileRejected
 from customers.ingestion.sources import SourceError
-from customers.models import DataSource, IngestionRun
+from customers.ingestion.sources.stream import stream_drain
+from customers.models import DataSource, IngestionRun, SourceKind
 
+STREAM_DRAIN_EVENTS = 10_000
 # A multipart body carries boundaries and headers around the file.
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -176,11 +178,21 @@ class DataSourceViewSet(viewsets.ModelViewSet):
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
 
-    @extend_schema(request=None, responses={202: IngestionRunSerializer, 200: IngestionRunSerializer})
+    @extend_schema(request=None, responses={202: IngestionRunSerializer, 200: IngestionRunSerializer, 204: None})
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
-        """Pull the source now: 202 and the queued run, or 200 and the run already in progress."""
+        """Pull the source now: 202 and the queued run, or 200 and the run already in progress.
+
+        A stream source processes what is waiting (up to 10,000 events) before answering: 200 and
+        its run, or 204 when nothing was waiting.
+        """
         source = self.get_object()
+        if source.kind == SourceKind.STREAM:
+            # A stream has no end: process what is waiting now, here; consume_events does the rest.
+            _, drained = stream_drain(source=source, max_events=STREAM_DRAIN_EVENTS)
+            if drained is None:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            return Response(IngestionRunSerializer(drained, context={"request": request}).data)
         try:
             run, created = data_source_start_run(source_id=source.pk, actor=actor_for_request(request))
         except SourceError as exc:

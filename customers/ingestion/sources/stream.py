@@ -403,3 +403,15 @@ class EventConsumer:
 def _entry_key(entry_id: str) -> tuple[int, int]:
     millis, _, seq = entry_id.partition("-")
     return int(millis), int(seq or 0)
+
+
+def stream_drain(*, source: DataSource, max_events: int = 10_000) -> tuple[int, IngestionRun | None]:
+    """Process what is waiting in a stream source now (admin, API, run_source): (events, its run).
+
+    A consumer of its own (host, process) so that it never takes a long-running consumer's
+    pending entries for its own; whatever it leaves pending is reclaimed by the others.
+    """
+    consumer = EventConsumer(source, consumer=f"{default_consumer_name()}-once-{os.getpid()}")
+    handled = consumer.run(until_idle=True, max_events=max_events)
+    consumer.client.xgroup_delconsumer(consumer.conf.stream, consumer.conf.group, consumer.consumer)
+    return handled, source.runs.order_by("-created_at").first() if handled else None

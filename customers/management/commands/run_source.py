@@ -5,18 +5,19 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from customers.ingestion.services import data_source_run_now
-from customers.ingestion.sources.stream import EventConsumer
+from customers.ingestion.sources.stream import stream_drain
 from customers.models import DataSource, RunStatus, SourceKind
 
 
 class Command(BaseCommand):
     help = (
-        "Run a data source once, in this process: pull a database or HTTP source, or drain a stream source "
-        "until no entry is left. Prints the run's counts."
+        "Run a data source once, in this process: pull a database or HTTP source, or process what is waiting "
+        "in a stream source. Prints the run's counts."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("source", help="The source's name or id.")
+        parser.add_argument("--max-events", type=int, default=1_000_000, help="Streams: stop after this many events.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         key = opts["source"]
@@ -26,9 +27,8 @@ class Command(BaseCommand):
         if source is None:
             raise CommandError(f"No data source {key!r}.")
         if source.kind == SourceKind.STREAM:
-            handled = EventConsumer(source).run(until_idle=True)
-            run = source.runs.order_by("-created_at").first()
-            if handled == 0 or run is None:
+            _, run = stream_drain(source=source, max_events=opts["max_events"])
+            if run is None:
                 self.stdout.write(f"{source.name}: no events waiting.")
                 return
         else:

@@ -154,3 +154,28 @@ def test_consume_events_and_run_source_commands(client, stream_source, capsys):
     call_command("run_source", stream_source.name)
     assert "created 1" in capsys.readouterr().out
     assert set(Customer.objects.values_list("customer_id", flat=True)) == {"CMD-1", "CMD-2"}
+
+
+def test_a_stream_source_processes_what_is_waiting_from_the_api_and_the_admin(
+    client, stream_source, key_client, admin_user, department
+):
+    # the API key's department owns the source
+    DataSource.objects.filter(pk=stream_source.pk).update(department=department)
+    event(client, stream_source, "customer.updated", "API-1", record(customer_id="API-1"))
+    response = key_client.post(f"/api/v1/data-sources/{stream_source.pk}/run/")
+    assert response.status_code == 200
+    assert response.json()["counts"]["created"] == 1
+    assert key_client.post(f"/api/v1/data-sources/{stream_source.pk}/run/").status_code == 204
+
+    event(client, stream_source, "customer.updated", "ADM-1", record(customer_id="ADM-1"))
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(admin_user)
+    page = browser.post(
+        "/admin/customers/datasource/", {"action": "run_now", "_selected_action": [stream_source.pk]}, follow=True
+    )
+    assert b"processed 1 events" in page.content
+    assert Customer.objects.filter(customer_id__in=["API-1", "ADM-1"]).count() == 2
+    # the one-off consumers leave no trace in the group
+    assert [c["name"] for c in client.xinfo_consumers(stream_source.collection, "churn-ingestion")] == []
