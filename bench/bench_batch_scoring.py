@@ -10,7 +10,7 @@ the results file) and prints:
 * wall time from the job's creation to its final status, and to the last chunk written;
 * rows per second overall and per worker process (busy time), so scaling can be read off;
 * peak resident memory (VmHWM) of each worker's pool process and of its parent;
-* where a chunk's time goes (read / score / write, summed over chunks).
+* where a chunk's time goes (read / score / write / commit, summed over chunks).
 
     .venv/bin/python bench/bench_batch_scoring.py [--customers 1000000] [--workers 2 1] [--reuse]
 
@@ -218,7 +218,7 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
     server_after = server_counters()
     chunks = list(BatchChunk.objects.filter(job=job).values_list("timings", "finished_at"))
     last_write = max(f for _, f in chunks)
-    sums = {k: sum(t.get(k, 0.0) for t, _ in chunks) for k in ("read", "score", "write")}
+    sums = {k: sum(t.get(k, 0.0) for t, _ in chunks) for k in ("read", "score", "write", "commit")}
     children = {pid: mb for pid, mb in rss.items() if pid not in {p.pid for p in workers}}
     return {
         "job": job, "wall": wall, "to_last_chunk": (last_write - job.created_at).total_seconds(),
@@ -248,7 +248,8 @@ def report(count: int, result: dict) -> bool:
           f"   target <= {TARGET_SECONDS:.0f} s")
     print(f"  wall, create -> last chunk written {result['to_last_chunk']:.1f} s")
     print(f"  chunk time summed: read {result['sums']['read']:.1f} s, score {result['sums']['score']:.1f} s, "
-          f"write {result['sums']['write']:.1f} s  ({job.chunk_count} chunks of {job.chunk_size:,})")
+          f"write {result['sums']['write']:.1f} s, commit {result['sums']['commit']:.1f} s  "
+          f"({job.chunk_count} chunks of {job.chunk_size:,})")
     print(f"  PostgreSQL server (all databases): {result['wal_mb']:,.0f} MB of WAL, {result['checkpoints']} "
           f"checkpoint(s) during the job; load average before: {result['load']}")
     for worker, figures in sorted(job.details.get("workers", {}).items()):

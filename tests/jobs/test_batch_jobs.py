@@ -87,7 +87,7 @@ def test_the_job_reports_per_worker_throughput_and_chunk_timings(
     assert figures["chunks"] == 3
     assert figures["rows_per_second"] > 0
     chunk = job.chunks.first()
-    assert set(chunk.timings) == {"read", "score", "write"}
+    assert set(chunk.timings) == {"read", "score", "write", "commit"}
     assert chunk.attempts == 1
     assert job.duration_seconds is not None
 
