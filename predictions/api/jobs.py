@@ -71,7 +71,7 @@ class BatchJobSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
-class BatchJobRequestSerializer(serializers.Serializer):
+class BatchJobCreateSerializer(serializers.Serializer):
     """Exactly one scope: ``{"scope": "all"}``, ``{"customer_ids": [...]}``, ``{"filter": {...}}``, or a file."""
 
     scope = serializers.ChoiceField(choices=BatchJobScope.choices, required=False)
@@ -133,7 +133,7 @@ class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return batch_job_list()
 
     @extend_schema(
-        request={"application/json": BatchJobRequestSerializer, "multipart/form-data": BatchJobRequestSerializer},
+        request={"application/json": BatchJobCreateSerializer, "multipart/form-data": BatchJobCreateSerializer},
         responses={202: BatchJobSerializer},
         examples=[OpenApiExample("all", value={"scope": "all"}),
                   OpenApiExample("ids", value={"customer_ids": ["7590-VHVEG", "5575-GNVDE"]}),
