@@ -34,7 +34,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.db.models.functions import Cast, NullIf
 from django.utils import timezone
@@ -243,6 +243,32 @@ def batch_job_start(*, job_id: int) -> list[int]:
     Safe to deliver twice: planning happens once, under the job's lock, and re-sending a chunk
     is harmless. Returns the ids of the chunks sent.
     """
+    try:
+        return _start(job_id)
+    except (OperationalError, InterfaceError):
+        raise  # transient: the task retries
+    except Exception as exc:  # the scope cannot be planned (an unreadable file...): say so on the job
+        logger.exception("Batch job %s could not be planned", job_id)
+        _fail_job(job_id, f"{type(exc).__name__}: {exc}")
+        return []
+
+
+def _fail_job(job_id: int, error: str) -> None:
+    with transaction.atomic():
+        job = BatchJob.objects.select_for_update().get(pk=job_id)
+        if job.is_finished:
+            return
+        now = timezone.now()
+        job.status = BatchJobStatus.FAILED
+        job.error = error[:5000]
+        job.finished_at = now
+        job.duration_seconds = round((now - (job.started_at or job.created_at)).total_seconds(), 3)
+        job.save(update_fields=["status", "error", "finished_at", "duration_seconds", "updated_at"])
+        audit_record(actor=SYSTEM, action="batch_job.finish", obj=job, outcome="failure",
+                     details={"status": job.status, "error": job.error})
+
+
+def _start(job_id: int) -> list[int]:
     with transaction.atomic():
         job = BatchJob.objects.select_for_update().get(pk=job_id)
         if job.is_finished:
@@ -558,7 +584,12 @@ def batch_job_finish(*, job_id: int) -> BatchJob:
         job.duration_seconds = round((now - job.started_at).total_seconds(), 3)
         job.details = {**job.details, "workers": _worker_figures(job)}
         if settings.BATCH_JOB_OUTPUT_FILE and job.scored:
-            _write_results_file(job)
+            try:
+                _write_results_file(job)
+            except OSError as exc:
+                # The predictions are stored; results/ streams them from the database instead.
+                logger.exception("Batch job %s: results file not written", job.pk)
+                job.error = f"The results file could not be written ({exc}); results/ reads the database."
         job.save()
         audit_record(actor=SYSTEM, action="batch_job.finish", obj=job, details={
             "status": job.status, "total": job.total, "scored": job.scored, "failed": job.failed,

@@ -244,6 +244,21 @@ def test_a_file_of_ids_alone_scores_those_stored_customers(active_version, store
     assert (job.scope, job.customer_ids, job.scored) == (BatchJobScope.IDS, ids[:5], 5)
 
 
+def test_a_file_that_cannot_be_read_when_planned_fails_the_job_with_the_reason(
+    active_version, django_capture_on_commit_callbacks
+):
+    upload = SimpleUploadedFile("p.csv", (TELCO_HEADER + "\n" + TELCO_ROW.format(id="A", tenure=2, total=171)).encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        job = batch_job_create(scope=BatchJobScope.FILE, upload=upload)
+        # the stored upload is replaced by something else before a worker plans it
+        job.input_file.storage.delete(job.input_file.name)
+        job.input_file.storage.save(job.input_file.name, io.BytesIO(b"unrelated,columns\n1,2\n"))
+    job.refresh_from_db()
+    assert job.status == BatchJobStatus.FAILED
+    assert "ValueError" in job.error
+    assert not job.chunks.exists()
+
+
 def test_a_file_without_customer_ids_is_refused(active_version):
     upload = SimpleUploadedFile("x.csv", b"name,age\nbob,4\n")
     with pytest.raises(BatchJobInputError) as caught:
