@@ -591,6 +591,8 @@ def batch_job_finish(*, job_id: int) -> BatchJob:
                 logger.exception("Batch job %s: results file not written", job.pk)
                 job.error = f"The results file could not be written ({exc}); results/ reads the database."
         job.save()
+        if job.scope == BatchJobScope.FILE:
+            _delete_parts(job)
         audit_record(actor=SYSTEM, action="batch_job.finish", obj=job, details={
             "status": job.status, "total": job.total, "scored": job.scored, "failed": job.failed,
             "risk_increased": job.risk_increased, "duration_seconds": job.duration_seconds,
@@ -600,6 +602,15 @@ def batch_job_finish(*, job_id: int) -> BatchJob:
     logger.info("Batch job %s %s: %s scored, %s failed, %s risk increased in %.1f s", job.pk, job.status,
                 job.scored, job.failed, job.risk_increased, job.duration_seconds or 0.0)
     return job
+
+
+def _delete_parts(job: BatchJob) -> None:
+    """The uploaded file's parts are only needed while the chunks run; the upload itself stays."""
+    for name in job.chunks.exclude(part_name="").values_list("part_name", flat=True):
+        if default_storage.exists(name):
+            default_storage.delete(name)
+    with contextlib.suppress(NotImplementedError, OSError):
+        os.rmdir(default_storage.path(_part_name(job, 0)).rsplit(os.sep, 1)[0])
 
 
 def _worker_figures(job: BatchJob) -> dict[str, dict[str, float]]:

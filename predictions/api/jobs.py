@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
-from predictions.jobs import BatchJobInputError, batch_job_create, results_csv_rows
+from predictions.jobs import MAX_REJECTED_SAMPLE, BatchJobInputError, batch_job_create, results_csv_rows
 from predictions.models import BatchJob, BatchJobOrigin, BatchJobScope
 from predictions.selectors import batch_job_list
 
@@ -55,11 +55,15 @@ class BatchJobSerializer(serializers.ModelSerializer):
         return len(job.customer_ids)
 
     def get_rejected(self, job: BatchJob) -> dict[str, Any]:
-        """Rows not scored before chunking: unknown ids, duplicate rows in a file (a sample of each)."""
+        """Rows not scored (samples): unknown ids; for a file, repeated and invalid rows with their line."""
         details = job.details or {}
+        rows = list(details.get("rejected", []))
+        if job.scope == BatchJobScope.FILE:
+            for errors in job.chunks.exclude(errors=[]).order_by("index").values_list("errors", flat=True):
+                rows.extend(errors)
         return {
             "unknown_customer_ids": details.get("unknown_customer_ids", []),
-            "rows": details.get("rejected", []),
+            "rows": sorted(rows, key=lambda r: r.get("line", 0))[:MAX_REJECTED_SAMPLE],
         }
 
     def get_workers(self, job: BatchJob) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -216,6 +217,19 @@ TELCO_ROW = ("{id},Female,0,Yes,No,{tenure},Yes,No,Fiber optic,No,No,No,No,Yes,Y
              "Electronic check,85.5,{total},No")
 
 
+def test_the_api_lists_a_files_rejected_rows_with_their_lines(active_version, key_client,
+                                                              django_capture_on_commit_callbacks):
+    lines = [TELCO_HEADER, TELCO_ROW.format(id="F-1", tenure=3, total=256.5),
+             TELCO_ROW.format(id="F-2", tenure=-1, total=10), TELCO_ROW.format(id="F-1", tenure=4, total=342)]
+    upload = SimpleUploadedFile("p.csv", "\n".join(lines).encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = key_client.post(URL, {"file": upload}, format="multipart").json()["id"]
+    body = key_client.get(f"{URL}{job_id}/").json()
+    assert (body["scope"], body["file"], body["counts"]["scored"], body["counts"]["failed"]) == ("file", "p.csv", 1, 2)
+    assert [(r["line"], r["customer_id"], list(r["errors"])) for r in body["rejected"]["rows"]] == [
+        (3, "F-2", ["tenure_months"]), (4, "F-1", ["customer_id"])]
+
+
 def test_an_uploaded_file_is_scored_with_bad_and_repeated_rows_reported(
     active_version, django_capture_on_commit_callbacks
 ):
@@ -234,6 +248,9 @@ def test_an_uploaded_file_is_scored_with_bad_and_repeated_rows_reported(
     prediction = Prediction.objects.get(batch_job=job, customer_id="F-3")
     assert prediction.inputs["tenure_months"] == 4  # the first row, kept for drift checks
     assert not Customer.objects.exists()  # a file is scored, not stored
+    # the parts the file was split into are gone; the upload stays with the job
+    assert not any(default_storage.exists(c.part_name) for c in job.chunks.all())
+    assert default_storage.exists(job.input_file.name)
 
 
 def test_a_file_of_ids_alone_scores_those_stored_customers(active_version, store_customers,
