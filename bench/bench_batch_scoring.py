@@ -123,7 +123,12 @@ def seed_customers(n: int) -> None:
 
 def reset_predictions() -> None:
     """One earlier prediction per customer (a random level), like the night before."""
+    import shutil
+
     from django.db import connection
+
+    # The results files of earlier runs (~330 MB each) would pile up in the bench's storage.
+    shutil.rmtree(Path(ENV["CHURN_VAR_DIR"]) / "media" / "batch_jobs", ignore_errors=True)
 
     from modelregistry.models import ModelVersion
 

@@ -176,7 +176,7 @@ class BatchJobAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Workers, queues and running jobs",
             "opts": self.model._meta,
-            "report": status_report(inspect_timeout=1.0),
+            "report": status_report(inspect_timeout=0.5),
         }
         return TemplateResponse(request, "admin/predictions/batchjob/worker_status.html", context)
 
