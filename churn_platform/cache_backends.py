@@ -49,9 +49,17 @@ class RedisCache(DjangoRedisCache):
 
     def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
         """Read ``key`` and count ``counter_key`` up in one round trip (API key + rate limit)."""
-        return self._cache.get_and_count(
-            self.make_and_validate_key(key), self.make_and_validate_key(counter_key), timeout
-        )
+        counted: list[int] = []
+
+        def get(k: Any, default: Any, version: Any = None) -> Any:
+            value, count = self._cache.get_and_count(
+                self.make_and_validate_key(k), self.make_and_validate_key(counter_key), timeout
+            )
+            counted.append(count)
+            return default if value is None else value
+
+        value = _counted_get("redis", get, key, None, None)
+        return value, counted[0]
 
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
         return _counted_get("redis", super().get, key, default, version)
@@ -59,7 +67,7 @@ class RedisCache(DjangoRedisCache):
 
 class LocMemCache(DjangoLocMemCache):
     def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
-        return self.get(key), self.incr_with_expiry(counter_key, timeout)
+        return self.get(key), self.incr_with_expiry(counter_key, timeout)  # get() counts the read
 
     def incr_with_expiry(self, key: str, timeout: int) -> int:
         if self.add(key, 1, timeout):
