@@ -11,9 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.services import actor_for_user
 from modelregistry.models import (
+    ABTest,
+    ABTestStatus,
     ModelEvent,
     ModelStatus,
     ModelVersion,
@@ -22,7 +25,15 @@ from modelregistry.models import (
     TriggerKind,
 )
 from modelregistry.retraining import retraining_scheduled, retraining_triggers_evaluate
-from modelregistry.services import PromotionRefused, model_promote, model_rollback, model_version_set_status
+from modelregistry.services import (
+    PromotionRefused,
+    ab_test_report,
+    ab_test_start,
+    ab_test_stop,
+    model_promote,
+    model_rollback,
+    model_version_set_status,
+)
 
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
 
@@ -73,6 +84,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "rollback_active",
         "deprecate_selected",
         "archive_selected",
+        "start_ab_test",
     )
     inlines = (ModelEventInline,)
     readonly_fields = (
@@ -164,6 +176,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "archived",
         )
 
+    @admin.action(description="Start an A/B test: this version scores 10%% of customers")
+    def start_ab_test(self, request: HttpRequest, queryset: Any) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to test.", messages.ERROR)
+            return
+        self._run(
+            request,
+            queryset,
+            lambda v: ab_test_start(version=v.version, traffic_percent=10, actor=_actor(request)),
+            "now scores 10% of customers next to the active model",
+        )
+
 
 for _name in METRIC_COLUMNS:
     setattr(ModelVersionAdmin, f"m_{_name}", staticmethod(_metric(_name)))
@@ -185,15 +209,44 @@ class TriggerEvaluationInline(admin.TabularInline):
 class RetrainingRunAdmin(admin.ModelAdmin):
     """Retraining runs; "Retrain now" and "Evaluate triggers now" are POST-only buttons calling services."""
 
-    list_display = ("id", "created_at", "trigger", "status", "policy", "candidate_version", "candidate_auc",
-                    "active_auc", "decision", "duration_seconds", "requested_by")
+    list_display = (
+        "id",
+        "created_at",
+        "trigger",
+        "status",
+        "policy",
+        "candidate_version",
+        "candidate_auc",
+        "active_auc",
+        "decision",
+        "duration_seconds",
+        "requested_by",
+    )
     list_filter = ("status", "trigger", "decision", "policy")
     list_select_related = ("candidate_version", "active_version")
     inlines = (TriggerEvaluationInline,)
     change_list_template = "admin/modelregistry/retrainingrun/change_list.html"
-    readonly_fields = ("trigger", "status", "policy", "margin", "reason", "active_version", "candidate_version",
-                       "candidate_auc", "active_auc", "training_rows", "decision", "decision_reason", "requested_by",
-                       "details", "error", "started_at", "finished_at", "duration_seconds", "created_at")
+    readonly_fields = (
+        "trigger",
+        "status",
+        "policy",
+        "margin",
+        "reason",
+        "active_version",
+        "candidate_version",
+        "candidate_auc",
+        "active_auc",
+        "training_rows",
+        "decision",
+        "decision_reason",
+        "requested_by",
+        "details",
+        "error",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "created_at",
+    )
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -205,8 +258,9 @@ class RetrainingRunAdmin(admin.ModelAdmin):
     def get_urls(self):  # type: ignore[no-untyped-def]
         own = [
             path("start/", self.admin_site.admin_view(self.start_view), name="modelregistry_retrainingrun_start"),
-            path("evaluate/", self.admin_site.admin_view(self.evaluate_view),
-                 name="modelregistry_retrainingrun_evaluate"),
+            path(
+                "evaluate/", self.admin_site.admin_view(self.evaluate_view), name="modelregistry_retrainingrun_evaluate"
+            ),
         ]
         return own + super().get_urls()
 
@@ -219,13 +273,17 @@ class RetrainingRunAdmin(admin.ModelAdmin):
     def start_view(self, request: HttpRequest) -> HttpResponse:
         """Queue a manual retraining (the promotion policy of the settings applies)."""
         self._allowed(request)
-        evaluation = retraining_scheduled(actor=_actor(request), trigger=TriggerKind.MANUAL,
-                                          reason=f"started in the admin by {request.user}")
+        evaluation = retraining_scheduled(
+            actor=_actor(request), trigger=TriggerKind.MANUAL, reason=f"started in the admin by {request.user}"
+        )
         if evaluation.retraining_run_id is None:
             self.message_user(request, "Not started: a retraining is already queued or running.", messages.WARNING)
             return redirect("admin:modelregistry_retrainingrun_changelist")
-        self.message_user(request, f"Retraining {evaluation.retraining_run_id} queued "
-                                   f"(policy {settings.RETRAIN_PROMOTION_POLICY}).", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Retraining {evaluation.retraining_run_id} queued (policy {settings.RETRAIN_PROMOTION_POLICY}).",
+            messages.SUCCESS,
+        )
         return redirect("admin:modelregistry_retrainingrun_change", evaluation.retraining_run_id)
 
     def evaluate_view(self, request: HttpRequest) -> HttpResponse:
@@ -244,14 +302,31 @@ class RetrainingRunAdmin(admin.ModelAdmin):
 class TriggerEvaluationAdmin(admin.ModelAdmin):
     """Every trigger check with its value, threshold and decision; read-only."""
 
-    list_display = ("created_at", "kind", "value", "threshold", "decision", "sample_size", "model_version",
-                    "retraining_run")
+    list_display = (
+        "created_at",
+        "kind",
+        "value",
+        "threshold",
+        "decision",
+        "sample_size",
+        "model_version",
+        "retraining_run",
+    )
     list_filter = ("kind", "decision")
     list_select_related = ("model_version", "retraining_run")
     date_hierarchy = "created_at"
     change_list_template = "admin/modelregistry/retrainingrun/change_list.html"
-    readonly_fields = ("created_at", "kind", "model_version", "value", "threshold", "decision", "sample_size",
-                       "details", "retraining_run")
+    readonly_fields = (
+        "created_at",
+        "kind",
+        "model_version",
+        "value",
+        "threshold",
+        "decision",
+        "sample_size",
+        "details",
+        "retraining_run",
+    )
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -262,3 +337,84 @@ class TriggerEvaluationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- A/B tests --------------------------------------------------------------------------------
+
+
+@admin.register(ABTest)
+class ABTestAdmin(admin.ModelAdmin):
+    """A/B tests: read-only rows with each arm's live figures; stopping goes through the service."""
+
+    list_display = ("created_at", "challenger", "champion", "traffic_percent", "status", "stopped_at", "conclusion")
+    list_filter = ("status",)
+    actions = ("stop_test", "stop_and_promote")
+    readonly_fields = (
+        "challenger",
+        "champion",
+        "traffic_percent",
+        "status",
+        "started_by",
+        "stopped_by",
+        "stopped_at",
+        "conclusion",
+        "report",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.method in ("GET", "HEAD")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="arms")
+    def report(self, obj: ABTest) -> str:
+        arms = ab_test_report(test=obj)["arms"]
+        rows = [
+            (
+                name,
+                arm["version"],
+                arm["predictions"],
+                arm["outcomes"],
+                _fmt(arm["live_accuracy"]),
+                _fmt(arm["live_roc_auc"]),
+                _fmt(arm["held_out_roc_auc"]),
+            )
+            for name, arm in arms.items()
+        ]
+        # A constant string: no user data reaches it.
+        header = mark_safe(
+            "<tr><th>arm</th><th>version</th><th>predictions</th><th>outcomes</th><th>live accuracy</th>"
+            "<th>live ROC AUC</th><th>held-out ROC AUC</th></tr>"
+        )
+        body = format_html_join("", "<tr>" + "<td>{}</td>" * 7 + "</tr>", rows)
+        return format_html("<table>{}{}</table>", header, body)
+
+    def _stop(self, request: HttpRequest, queryset: Any, *, promote: bool) -> None:
+        if not queryset.filter(status=ABTestStatus.RUNNING).exists():
+            self.message_user(request, "Select the running A/B test.", messages.ERROR)
+            return
+        try:
+            test = ab_test_stop(actor=_actor(request), promote=promote)
+        except PromotionRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        done = f"{test.challenger.version} is now the active model" if promote else "the active model scores everyone"
+        self.message_user(request, f"A/B test stopped; {done}.", messages.SUCCESS)
+
+    @admin.action(description="Stop the test (keep the active model)")
+    def stop_test(self, request: HttpRequest, queryset: Any) -> None:
+        self._stop(request, queryset, promote=False)
+
+    @admin.action(description="Stop the test and promote the challenger")
+    def stop_and_promote(self, request: HttpRequest, queryset: Any) -> None:
+        self._stop(request, queryset, promote=True)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

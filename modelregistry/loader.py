@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +31,36 @@ class ModelUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class Challenger:
+    """The version under A/B test and the share of customers (by customer_id hash) it scores."""
+
+    version_id: int
+    version: str
+    scorer: Any
+    traffic_percent: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     version_id: int
     version: str
     stamp: str
     scorer: Any
     model: Any
+    challenger: Challenger | None = None
+
+    def pick(self, customer_id: str) -> tuple[int, str, Any]:
+        """(version id, version, scorer) that scores this customer: the challenger for its share."""
+        challenger = self.challenger
+        if challenger is not None and ab_bucket(customer_id) < challenger.traffic_percent:
+            return challenger.version_id, challenger.version, challenger.scorer
+        return self.version_id, self.version, self.scorer
+
+
+def ab_bucket(customer_id: str) -> int:
+    """0..99, stable for a customer across processes and restarts (unlike Python's hash())."""
+    return zlib.crc32(customer_id.encode("utf-8")) % 100
 
 
 _lock = threading.Lock()
@@ -45,8 +70,18 @@ _refused: set[str] = set()
 
 
 def _stamp_from_db() -> str:
+    from modelregistry.models import ABTest, ABTestStatus
+
     row = ModelVersion.objects.active().values_list("pk", "artifact_sha256").first()
-    return f"{row[0]}:{row[1]}" if row else "none"
+    if row is None:
+        return "none"
+    test = (
+        ABTest.objects.filter(status=ABTestStatus.RUNNING)
+        .values_list("pk", "challenger_id", "challenger__artifact_sha256", "traffic_percent")
+        .first()
+    )
+    ab = f"|ab:{test[0]}:{test[1]}:{test[2]}:{test[3]}" if test else ""
+    return f"{row[0]}:{row[1]}{ab}"
 
 
 def publish_active_stamp() -> None:
@@ -115,7 +150,8 @@ def active_model() -> LoadedModel:
         from churn_ml.artifact import ArtifactIntegrityError
 
         try:
-            model = load_version(version)
+            same = current is not None and current.version_id == version.pk
+            model = current.model if same else load_version(version)  # type: ignore[union-attr]
         except (ArtifactIntegrityError, OSError, ValueError) as exc:
             _checked_at = now
             key = f"{version.pk}:{version.artifact_sha256}"
@@ -131,14 +167,43 @@ def active_model() -> LoadedModel:
         loaded = LoadedModel(
             version_id=version.pk,
             version=version.version,
-            stamp=f"{version.pk}:{version.artifact_sha256}",
+            stamp=stamp if stamp.startswith(f"{version.pk}:{version.artifact_sha256}") else _stamp_from_db(),
             scorer=model.scorer,
             model=model,
+            challenger=_load_challenger(current),
         )
         _current, _checked_at = loaded, now
         _publish_serving(previous=current, version=version)
         logger.info("Serving model %s", version.version)
         return loaded
+
+
+def _load_challenger(current: LoadedModel | None) -> Challenger | None:
+    """The running A/B test's challenger, reusing the one already loaded; None if it won't load."""
+    from churn_ml.artifact import ArtifactIntegrityError
+    from modelregistry.models import ABTest, ABTestStatus
+
+    test = ABTest.objects.filter(status=ABTestStatus.RUNNING).select_related("challenger").first()
+    if test is None:
+        return None
+    version = test.challenger
+    previous = current.challenger if current is not None else None
+    if previous is not None and previous.version_id == version.pk and previous.sha256 == version.artifact_sha256:
+        scorer = previous.scorer
+    else:
+        try:
+            scorer = load_version(version).scorer
+        except (ArtifactIntegrityError, OSError, ValueError) as exc:
+            # The A/B test pauses (every customer meets the active model) rather than failing requests.
+            logger.error("Refusing A/B challenger %s: %s", version.version, exc)
+            return None
+    return Challenger(
+        version_id=version.pk,
+        version=version.version,
+        scorer=scorer,
+        traffic_percent=test.traffic_percent,
+        sha256=version.artifact_sha256,
+    )
 
 
 def _publish_serving(*, previous: LoadedModel | None, version: ModelVersion) -> None:

@@ -139,7 +139,11 @@ class RetrainingRun(models.Model):
     policy = models.CharField(max_length=10, help_text="Promotion policy when the run was started.")
     margin = models.FloatField(default=0.0, help_text="ROC AUC by which the candidate must beat the active model.")
     active_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The model the candidate was compared with.",
     )
     candidate_version = models.ForeignKey(
@@ -167,7 +171,9 @@ class RetrainingRun(models.Model):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
-                fields=["in_progress"], condition=models.Q(in_progress=True), name="retrainingrun_one_in_progress",
+                fields=["in_progress"],
+                condition=models.Q(in_progress=True),
+                name="retrainingrun_one_in_progress",
                 violation_error_message="A retraining is already queued or running.",
             )
         ]
@@ -197,3 +203,50 @@ class TriggerEvaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value} vs {self.threshold}: {self.decision}"
+
+
+# --- A/B tests ------------------------------------------------------------------------------
+
+
+class ABTestStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+
+
+class ABTest(models.Model):
+    """A challenger version scoring a fixed share of customers next to the active model.
+
+    Customers are split by a hash of customer_id, so each one always meets the same version while
+    the test runs, and outcomes recorded later can be compared arm by arm.
+    """
+
+    challenger = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="ab_tests")
+    champion = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    traffic_percent = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=8, choices=ABTestStatus.choices, default=ABTestStatus.RUNNING)
+    started_by = models.CharField(max_length=200)
+    stopped_by = models.CharField(max_length=200, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    conclusion = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "A/B test"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="running"),
+                name="abtest_single_running",
+                violation_error_message="Only one A/B test can run at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(traffic_percent__gte=1, traffic_percent__lte=50),
+                name="abtest_traffic_range",
+                violation_error_message="The challenger's share must be between 1 and 50 percent.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.challenger.version} at {self.traffic_percent}% vs {self.champion.version} ({self.status})"

@@ -88,8 +88,9 @@ def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray]
     columns: dict[str, np.ndarray] = {}
     n = 0
     if customers:
-        stored = validate_columns({name: [r[i] for r in customers] for i, name in enumerate(RECORD_FIELDS)},
-                                  len(customers))
+        stored = validate_columns(
+            {name: [r[i] for r in customers] for i, name in enumerate(RECORD_FIELDS)}, len(customers)
+        )
         columns = {name: col[stored.valid] for name, col in stored.columns.items()}
         n = int(stored.valid.sum())
     if scored:
@@ -114,9 +115,17 @@ def measure_drift(active: ModelVersion, *, since: datetime) -> Measurement:
     for feature, value in summary.psi.items():
         metrics.DRIFT_PSI.labels(feature=feature).set(value)
     return Measurement(
-        TriggerKind.DRIFT, summary.max_psi, threshold, n, summary.max_psi > threshold,
-        {"max_feature": summary.max_feature, "drifted": list(summary.drifted), "psi": dict(summary.psi),
-         "sources": sources},
+        TriggerKind.DRIFT,
+        summary.max_psi,
+        threshold,
+        n,
+        summary.max_psi > threshold,
+        {
+            "max_feature": summary.max_feature,
+            "drifted": list(summary.drifted),
+            "psi": dict(summary.psi),
+            "sources": sources,
+        },
     )
 
 
@@ -142,8 +151,9 @@ def measure_accuracy(active: ModelVersion, *, since: datetime) -> Measurement:
     metrics.MODEL_LIVE_ACCURACY.labels(model_version=active.version).set(report.accuracy)
     if report.roc_auc is not None:
         metrics.MODEL_LIVE_AUC.labels(model_version=active.version).set(report.roc_auc)
-    return Measurement(TriggerKind.ACCURACY, round(report.accuracy, 6), threshold, report.n,
-                       report.accuracy < threshold, details)
+    return Measurement(
+        TriggerKind.ACCURACY, round(report.accuracy, 6), threshold, report.n, report.accuracy < threshold, details
+    )
 
 
 def measure_confidence(active: ModelVersion, *, since: datetime) -> Measurement:
@@ -193,8 +203,11 @@ def retraining_triggers_evaluate(*, actor: Actor = SYSTEM, now: datetime | None 
                 for kind in EVIDENCE_TRIGGERS
             ]
     since = now - timedelta(days=settings.RETRAIN_WINDOW_DAYS)
-    measurements = [measure_drift(active, since=since), measure_accuracy(active, since=since),
-                    measure_confidence(active, since=since)]
+    measurements = [
+        measure_drift(active, since=since),
+        measure_accuracy(active, since=since),
+        measure_confidence(active, since=since),
+    ]
     fired = [m for m in measurements if m.fired]
     run = None
     blocked = None
@@ -221,23 +234,33 @@ def retraining_triggers_evaluate(*, actor: Actor = SYSTEM, now: datetime | None 
                 details["blocked"] = blocked
             if m.fired is None:
                 details.setdefault("minimum_samples", settings.RETRAIN_MIN_SAMPLES)
-            evaluations.append(TriggerEvaluation.objects.create(
-                kind=m.kind, model_version=active, value=m.value, threshold=m.threshold, decision=decision,
-                sample_size=m.sample_size, details=details, retraining_run=run if m.fired else None,
-            ))
+            evaluations.append(
+                TriggerEvaluation.objects.create(
+                    kind=m.kind,
+                    model_version=active,
+                    value=m.value,
+                    threshold=m.threshold,
+                    decision=decision,
+                    sample_size=m.sample_size,
+                    details=details,
+                    retraining_run=run if m.fired else None,
+                )
+            )
     logger.info("Retraining triggers: %s", ", ".join(f"{e.kind}={e.value} ({e.decision})" for e in evaluations))
     return evaluations
 
 
-def retraining_scheduled(*, actor: Actor = SYSTEM, trigger: str = TriggerKind.SCHEDULE,
-                         reason: str = "") -> TriggerEvaluation:
+def retraining_scheduled(
+    *, actor: Actor = SYSTEM, trigger: str = TriggerKind.SCHEDULE, reason: str = ""
+) -> TriggerEvaluation:
     """The monthly (or a manual) retraining: stored as an evaluation, started unless one is in progress."""
     active = ModelVersion.objects.active().first()
     run = retraining_run_start(trigger=trigger, actor=actor, reason=reason or f"{trigger} retraining")
     decision = TriggerDecision.TRIGGERED if run is not None else TriggerDecision.COOLDOWN
     details = {} if run is not None else {"blocked": "a retraining is already queued or running"}
-    return TriggerEvaluation.objects.create(kind=trigger, model_version=active, decision=decision, details=details,
-                                            retraining_run=run)
+    return TriggerEvaluation.objects.create(
+        kind=trigger, model_version=active, decision=decision, details=details, retraining_run=run
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -256,8 +279,12 @@ def retraining_run_start(*, trigger: str, actor: Actor = SYSTEM, reason: str = "
                 requested_by=actor.label[:200],
                 requested_by_user=actor.user if actor.user is not None and actor.user.pk else None,
             )
-            audit_record(actor=actor, action="model.retrain.start", obj=run,
-                         details={"trigger": trigger, "reason": reason, "policy": run.policy})
+            audit_record(
+                actor=actor,
+                action="model.retrain.start",
+                obj=run,
+                details={"trigger": trigger, "reason": reason, "policy": run.policy},
+            )
     except IntegrityError:
         # The partial unique index on in_progress: another retraining is queued or running.
         return None
@@ -283,8 +310,10 @@ def _claim(run_id: int) -> RetrainingRun | None:
         now = timezone.now()
         if run.status in (RetrainingStatus.SUCCEEDED, RetrainingStatus.FAILED):
             return None
-        if run.status == RetrainingStatus.RUNNING and run.started_at and (
-            now - run.started_at < timedelta(seconds=settings.RETRAIN_TIME_LIMIT)
+        if (
+            run.status == RetrainingStatus.RUNNING
+            and run.started_at
+            and (now - run.started_at < timedelta(seconds=settings.RETRAIN_TIME_LIMIT))
         ):
             return None  # a redelivered message while the first delivery still trains
         run.status = RetrainingStatus.RUNNING
@@ -309,7 +338,9 @@ def retraining_run_execute(*, run_id: int) -> RetrainingRun | None:
         if active is not None:
             active_report = evaluate(loader.load_version(active).scorer, data.frame, data.labels, seed=RETRAIN_SEED)
         version = model_version_register(
-            trained=trained, actor=actor, training_source=f"store: retraining {run.pk} ({run.trigger})",
+            trained=trained,
+            actor=actor,
+            training_source=f"store: retraining {run.pk} ({run.trigger})",
             notes=f"Retraining {run.pk}, trigger {run.trigger}: {run.reason}"[:2000],
         )
     except Exception as exc:  # recorded on the run; nothing was registered
@@ -343,7 +374,8 @@ def _apply_policy(
     why = (
         f"retraining {run.pk} policy if_better: held-out ROC AUC {run.candidate_auc:.4f} vs the active model's "
         f"{run.active_auc:.4f} on the same rows (margin {run.margin})"
-        if active is not None else f"retraining {run.pk} policy if_better: no model was active"
+        if active is not None
+        else f"retraining {run.pk} policy if_better: no model was active"
     )
     try:
         # Forced with the reason: the registry's own rule compares AUCs measured on different
@@ -363,9 +395,17 @@ def _finish(run: RetrainingRun, *, status: str, actor: Actor, error: str = "") -
         run.finished_at = now
         run.duration_seconds = round((now - (run.started_at or now)).total_seconds(), 3)
         run.save()
-        audit_record(actor=actor, action="model.retrain.finish", obj=run, details={
-            "status": status, "decision": run.decision, "candidate": run.candidate_version.version
-            if run.candidate_version else None, "candidate_auc": run.candidate_auc, "active_auc": run.active_auc,
-            "error": error,
-        })
+        audit_record(
+            actor=actor,
+            action="model.retrain.finish",
+            obj=run,
+            details={
+                "status": status,
+                "decision": run.decision,
+                "candidate": run.candidate_version.version if run.candidate_version else None,
+                "candidate_auc": run.candidate_auc,
+                "active_auc": run.active_auc,
+                "error": error,
+            },
+        )
     logger.info("Retraining %s %s: %s %s", run.pk, status, run.decision, run.decision_reason or error)

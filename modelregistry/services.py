@@ -22,7 +22,7 @@ from churn_ml import artifact as ml_artifact
 from churn_ml.schema import RECORD_FIELDS, SCHEMA_VERSION, load_telco_csv, validate_columns
 from churn_ml.training import TrainedModel, train
 from modelregistry import loader
-from modelregistry.models import ModelEvent, ModelStatus, ModelVersion
+from modelregistry.models import ABTest, ABTestStatus, ModelEvent, ModelStatus, ModelVersion
 
 # A candidate whose held-out ROC AUC is more than this below the active model's is refused
 # unless the operator forces it with a reason.
@@ -296,3 +296,104 @@ def model_train(
     if activate:
         version = model_promote(version=version.version, actor=actor, force=force, reason=reason)
     return version
+
+
+# --- A/B tests ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def ab_test_start(*, version: str, traffic_percent: int, actor: Actor) -> ABTest:
+    """Let ``version`` score ``traffic_percent`` % of customers next to the active model."""
+    if not 1 <= traffic_percent <= 50:
+        raise PromotionRefused("The challenger's share must be between 1 and 50 percent.")
+    if ABTest.objects.select_for_update().filter(status=ABTestStatus.RUNNING).exists():
+        raise PromotionRefused("An A/B test is already running; stop it first.")
+    challenger = ModelVersion.objects.select_for_update().get(version=version)
+    champion = ModelVersion.objects.active().first()
+    if champion is None:
+        raise PromotionRefused("No model is active to test against.")
+    if challenger.pk == champion.pk:
+        raise PromotionRefused(f"{challenger.version} is the active model; choose another version to test.")
+    if challenger.status not in (ModelStatus.TESTING, ModelStatus.DEPRECATED):
+        raise PromotionRefused(f"{challenger.version} is {challenger.status} and cannot be tested.")
+    try:
+        loader.load_version(challenger)
+    except (ml_artifact.ArtifactError, OSError) as exc:
+        raise PromotionRefused(f"{challenger.version}'s artifact cannot be loaded: {exc}") from exc
+    test = ABTest.objects.create(
+        challenger=challenger, champion=champion, traffic_percent=traffic_percent, started_by=actor.label
+    )
+    details = {"challenger": challenger.version, "champion": champion.version, "traffic_percent": traffic_percent}
+    model_event_record(version=challenger, kind="ab_test_started", actor=actor, details=details)
+    audit_record(actor=actor, action="model.ab_test_start", obj=test, details=details)
+    transaction.on_commit(loader.publish_active_stamp)
+    return test
+
+
+def ab_test_stop(*, actor: Actor, promote: bool = False, force: bool = False, reason: str = "") -> ABTest:
+    """End the running A/B test; with ``promote`` the challenger becomes the active model
+    (the registry's rules apply unless forced with a reason)."""
+    with transaction.atomic():
+        test = ABTest.objects.select_for_update().filter(status=ABTestStatus.RUNNING).first()
+        if test is None:
+            raise PromotionRefused("No A/B test is running.")
+        test.status = ABTestStatus.STOPPED
+        test.stopped_at = timezone.now()
+        test.stopped_by = actor.label
+        test.conclusion = reason or ("challenger promoted" if promote else "challenger not promoted")
+        test.save(update_fields=["status", "stopped_at", "stopped_by", "conclusion", "updated_at"])
+        details = {"challenger": test.challenger.version, "promote": promote, "reason": reason}
+        model_event_record(version=test.challenger, kind="ab_test_stopped", actor=actor, details=details)
+        audit_record(actor=actor, action="model.ab_test_stop", obj=test, details=details)
+        if promote:
+            model_promote(
+                version=test.challenger.version, actor=actor, force=force, reason=reason or f"won A/B test {test.pk}"
+            )
+        transaction.on_commit(loader.publish_active_stamp)
+    return test
+
+
+def ab_test_report(*, test: ABTest) -> dict[str, Any]:
+    """Each arm's predictions since the test started, and its live metrics on outcomes recorded
+    after the prediction (the arm's last prediction before each outcome)."""
+    from django.db.models import Avg, Count
+
+    from churn_ml.evaluation import live_metrics
+    from customers.models import Outcome
+    from predictions.models import Prediction
+
+    end = test.stopped_at or timezone.now()
+    arms = {}
+    for name, version in (("champion", test.champion), ("challenger", test.challenger)):
+        scored = Prediction.objects.filter(model_version=version, created_at__gte=test.created_at, created_at__lte=end)
+        summary = scored.aggregate(n=Count("pk"), mean_probability=Avg("churn_probability"))
+        before = scored.filter(
+            customer_id=OuterRef("customer__customer_id"), created_at__lte=OuterRef("observed_at")
+        ).order_by("-created_at", "-pk")
+        pairs = list(
+            Outcome.objects.filter(observed_at__gte=test.created_at)
+            .annotate(probability=Subquery(before.values("churn_probability")[:1]))
+            .filter(probability__isnull=False)
+            .values_list("probability", "churned")
+        )
+        report = live_metrics(pairs)
+        arms[name] = {
+            "version": version.version,
+            "predictions": summary["n"],
+            "mean_probability": summary["mean_probability"],
+            "outcomes": report.n,
+            "live_accuracy": report.accuracy,
+            "live_roc_auc": report.roc_auc,
+            "live_brier": report.brier,
+            "held_out_roc_auc": version.roc_auc,
+        }
+    return {
+        "id": test.pk,
+        "status": test.status,
+        "traffic_percent": test.traffic_percent,
+        "started_at": test.created_at,
+        "started_by": test.started_by,
+        "stopped_at": test.stopped_at,
+        "conclusion": test.conclusion,
+        "arms": arms,
+    }

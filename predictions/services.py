@@ -11,6 +11,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from churn_ml.tiers import risk_level, risk_levels
 from churn_platform import metrics
 from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
 from customers.models import Customer
-from modelregistry.loader import LoadedModel, active_model
+from modelregistry.loader import LoadedModel, ab_bucket, active_model
 from predictions.models import Prediction, PredictionSource, RiskTierAction
 
 TOP_FACTORS = 5
@@ -101,7 +102,8 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
     started = time.perf_counter()
     record = _resolve_one(body)
     model = active_model()
-    probability, factors = model.scorer.score_one(record, TOP_FACTORS)
+    version_id, version, scorer = model.pick(record["customer_id"])
+    probability, factors = scorer.score_one(record, TOP_FACTORS)
     probability = round(probability, 6)
     level = risk_level(probability).value
     recommendations, _ = tier_actions().get(level, ([], None))
@@ -112,12 +114,12 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
         "churn_probability": probability,
         "risk_level": level,
         "recommendations": recommendations,
-        "model_version": model.version,
+        "model_version": version,
         "top_factors": [f.as_dict() for f in factors],
         "created_at": now.isoformat().replace("+00:00", "Z"),
     }
     constants = {
-        "model_version_id": model.version_id,
+        "model_version_id": version_id,
         "source": PredictionSource.API,
         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         "department_id": actor.department_id,
@@ -127,8 +129,8 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
         "created_at": now,
     }
     _insert_one(prediction, constants, inputs=None if _is_reference(body) else record)
-    metrics.PREDICTIONS.labels(model.version, level, PredictionSource.API).inc()
-    metrics.PREDICTION_PROBABILITY.labels(model.version).observe(probability)
+    metrics.PREDICTIONS.labels(version, level, PredictionSource.API).inc()
+    metrics.PREDICTION_PROBABILITY.labels(version).observe(probability)
     metrics.PREDICTION_LATENCY.labels("single").observe(time.perf_counter() - started)
     if level in ("high", "critical"):
         metrics.HIGH_RISK_IDENTIFIED.labels(level).inc()
@@ -157,20 +159,29 @@ def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[
         columns = [fields[c].column for c in _ROW_COLUMNS] + [f.column for f in rest]
         quote = connection.ops.quote_name
         relaxed = "SET LOCAL synchronous_commit TO OFF; " if settings.DATABASE_RELAXED_COMMIT else ""
-        _INSERT_DEFAULTS = tuple(
-            json.dumps(d) if isinstance(d := f.get_default(), (dict, list)) else d for f in rest
-        )
+        _INSERT_DEFAULTS = tuple(json.dumps(d) if isinstance(d := f.get_default(), (dict, list)) else d for f in rest)
         # Names come from the model's metadata, quoted; every value is a query parameter.
         _INSERT_SQL = (
             f"{relaxed}INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
             f"VALUES ({', '.join(['%s'] * len(columns))})"
         )
     params = (
-        row["prediction_id"], row["customer_id"], row["churn_probability"], row["risk_level"],
-        json.dumps(row["recommendations"]), json.dumps(row["top_factors"]), constants["model_version_id"],
-        constants["source"], constants["latency_ms"], json.dumps(inputs) if inputs is not None else None,
-        constants["department_id"], constants["requested_by_key_id"], constants["requested_by_user_id"],
-        constants["request_id"], constants["created_at"], *_INSERT_DEFAULTS,
+        row["prediction_id"],
+        row["customer_id"],
+        row["churn_probability"],
+        row["risk_level"],
+        json.dumps(row["recommendations"]),
+        json.dumps(row["top_factors"]),
+        constants["model_version_id"],
+        constants["source"],
+        constants["latency_ms"],
+        json.dumps(inputs) if inputs is not None else None,
+        constants["department_id"],
+        constants["requested_by_key_id"],
+        constants["requested_by_user_id"],
+        constants["request_id"],
+        constants["created_at"],
+        *_INSERT_DEFAULTS,
     )
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL, params)
@@ -213,7 +224,7 @@ def _cell(value: Any) -> Any:
     return NULL_CELL if value is None else value
 
 
-def _write_rows(rows: list[dict[str, Any]], constants: dict[str, Any]) -> None:
+def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: dict[str, Any]) -> None:
     """Store scored rows (contract-shaped dicts plus per-batch constants).
 
     PostgreSQL gets COPY from prepared cells: no model instances, which cost ~0.1 ms each to
@@ -222,14 +233,16 @@ def _write_rows(rows: list[dict[str, Any]], constants: dict[str, Any]) -> None:
     """
     with relaxed_commit():
         if not copy_supported():
-            objs = [Prediction(**_model_kwargs(row, constants)) for row in rows]
+            objs = [
+                Prediction(**_model_kwargs(row, constants), model_version_id=version_id)
+                for row, version_id in zip(rows, version_ids, strict=True)
+            ]
             Prediction.objects.bulk_create(objs, batch_size=INSERT_BATCH_SIZE)
             return
         fields = {f.attname: f for f in Prediction._meta.concrete_fields if not f.primary_key}
         # Columns added later take their model default, evaluated once for the whole batch.
         rest = [f for name, f in fields.items() if name not in _ROW_COLUMNS]
         tail = (
-            constants["model_version_id"],
             constants["source"],
             constants["latency_ms"],
             NULL_CELL,
@@ -242,7 +255,7 @@ def _write_rows(rows: list[dict[str, Any]], constants: dict[str, Any]) -> None:
         )
         texts: dict[int, str] = {}
         prepared = []
-        for row in rows:
+        for row, version_id in zip(rows, version_ids, strict=True):
             recommendations = row["recommendations"]
             text = texts.get(id(recommendations))
             if text is None:
@@ -255,6 +268,7 @@ def _write_rows(rows: list[dict[str, Any]], constants: dict[str, Any]) -> None:
                     row["risk_level"],
                     text,
                     json.dumps(row["top_factors"], separators=(",", ":")),
+                    version_id,
                     *tail,
                 )
             )
@@ -296,14 +310,33 @@ def predictions_score_batch(
     if len(rows) == 0:
         return BatchOutcome(predictions=[], errors=errors, result=result, model=None)
     model = active_model()
-    columns = {name: col[rows] for name, col in result.columns.items()}
-    probabilities = np.round(model.scorer.predict_proba(columns), 6).tolist()
-    factors = model.scorer.explain(columns, TOP_FACTORS)
+    ids = result.columns["customer_id"]
+    row_list = rows.tolist()
+    # An A/B test splits the batch by customer: each arm is scored in one vectorised call.
+    arms = [(model.version_id, model.version, model.scorer, row_list)]
+    if model.challenger is not None:
+        challenger = model.challenger
+        bucket = {i: ab_bucket(ids[i]) < challenger.traffic_percent for i in row_list}
+        arms = [
+            (model.version_id, model.version, model.scorer, [i for i in row_list if not bucket[i]]),
+            (challenger.version_id, challenger.version, challenger.scorer, [i for i in row_list if bucket[i]]),
+        ]
+    scored: dict[int, tuple[float, list[Any], int, str]] = {}
+    for version_id, version, scorer, members in arms:
+        if not members:
+            continue
+        index = np.asarray(members, dtype=np.int64)
+        columns = {name: col[index] for name, col in result.columns.items()}
+        arm_p = np.round(scorer.predict_proba(columns), 6).tolist()
+        arm_f = scorer.explain(columns, TOP_FACTORS)
+        for k, i in enumerate(members):
+            scored[i] = (arm_p[k], arm_f[k], version_id, version)
+    probabilities = [scored[i][0] for i in row_list]
+    factors = [scored[i][1] for i in row_list]
     levels = risk_levels(probabilities).tolist()
     recommendations = {level: texts for level, (texts, _) in tier_actions().items()}
     now = timezone.now()
     created_at = now.isoformat().replace("+00:00", "Z")
-    ids = result.columns["customer_id"]
     out = [
         {
             "prediction_id": str(uuid.uuid4()),
@@ -311,14 +344,13 @@ def predictions_score_batch(
             "churn_probability": probabilities[k],
             "risk_level": levels[k],
             "recommendations": recommendations.get(levels[k], []),
-            "model_version": model.version,
+            "model_version": scored[i][3],
             "top_factors": [f.as_dict() for f in factors[k]],
             "created_at": created_at,
         }
-        for k, i in enumerate(rows.tolist())
+        for k, i in enumerate(row_list)
     ]
     constants = {
-        "model_version_id": model.version_id,
         "source": source,
         "latency_ms": round((time.perf_counter() - started) * 1000 / len(rows), 3),
         "department_id": actor.department_id,
@@ -327,12 +359,11 @@ def predictions_score_batch(
         "request_id": (actor.request_id or "")[:64],
         "created_at": now,
     }
-    _write_rows(out, constants)
-    level_names, counts = np.unique(levels, return_counts=True)
-    for name, count in zip(level_names.tolist(), counts.tolist(), strict=True):
-        metrics.PREDICTIONS.labels(model.version, name, source).inc(count)
-        if name in ("high", "critical"):
-            metrics.HIGH_RISK_IDENTIFIED.labels(name).inc(count)
+    _write_rows(out, [scored[i][2] for i in row_list], constants)
+    for (version, level), count in Counter((row["model_version"], row["risk_level"]) for row in out).items():
+        metrics.PREDICTIONS.labels(version, level, source).inc(count)
+        if level in ("high", "critical"):
+            metrics.HIGH_RISK_IDENTIFIED.labels(level).inc(count)
     metrics.PREDICTION_LATENCY.labels("batch").observe(time.perf_counter() - started)
     return BatchOutcome(predictions=out, errors=errors, result=result, model=model)
 

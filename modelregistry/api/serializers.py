@@ -61,3 +61,37 @@ class ReasonSerializer(serializers.Serializer):
 class TrainRequestSerializer(serializers.Serializer):
     activate = serializers.BooleanField(default=False)
     algorithm = serializers.ChoiceField(choices=["auto", "logistic", "gradient_boosting"], default="auto")
+
+
+class ABTestStartSerializer(serializers.Serializer):
+    traffic_percent = serializers.IntegerField(min_value=1, max_value=50, default=10)
+
+
+class ABTestStopSerializer(serializers.Serializer):
+    promote = serializers.BooleanField(default=False)
+    force = serializers.BooleanField(default=False)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ABTestArmSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    predictions = serializers.IntegerField()
+    mean_probability = serializers.FloatField(allow_null=True)
+    outcomes = serializers.IntegerField()
+    live_accuracy = serializers.FloatField(allow_null=True)
+    live_roc_auc = serializers.FloatField(allow_null=True)
+    live_brier = serializers.FloatField(allow_null=True)
+    held_out_roc_auc = serializers.FloatField(allow_null=True)
+
+
+class ABTestReportSerializer(serializers.Serializer):
+    """Documents the A/B report (built by modelregistry.services.ab_test_report)."""
+
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    traffic_percent = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    started_by = serializers.CharField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    conclusion = serializers.CharField()
+    arms = serializers.DictField(child=ABTestArmSerializer())

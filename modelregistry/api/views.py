@@ -4,20 +4,31 @@ from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
 from modelregistry.api.serializers import (
+    ABTestReportSerializer,
+    ABTestStartSerializer,
+    ABTestStopSerializer,
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     PromoteSerializer,
     ReasonSerializer,
     TrainRequestSerializer,
 )
-from modelregistry.models import ModelEvent, ModelStatus, ModelVersion
-from modelregistry.services import PromotionRefused, model_promote, model_rollback, model_version_set_status
+from modelregistry.models import ABTest, ModelEvent, ModelStatus, ModelVersion
+from modelregistry.services import (
+    PromotionRefused,
+    ab_test_report,
+    ab_test_start,
+    ab_test_stop,
+    model_promote,
+    model_rollback,
+    model_version_set_status,
+)
 
 
 class Conflict(APIException):
@@ -84,6 +95,40 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         except PromotionRefused as exc:
             raise Conflict(str(exc)) from None
         return Response(ModelVersionSerializer(row).data)
+
+    @extend_schema(request=ABTestStartSerializer, responses={201: ABTestReportSerializer})
+    @action(detail=True, methods=["post"], url_path="ab-test")
+    def start_ab_test(self, request: Request, version: str | None = None) -> Response:
+        """Let this version score a share of customers (by customer_id) next to the active model."""
+        target = self.get_object()
+        body = ABTestStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            test = ab_test_start(version=target.version, actor=actor_for_request(request), **body.validated_data)
+        except PromotionRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(ab_test_report(test=test), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=ABTestReportSerializer)
+    @action(detail=False, methods=["get"], url_path="ab-test")
+    def ab_test(self, request: Request) -> Response:
+        """The running A/B test (or the last one) with each arm's predictions and live metrics."""
+        test = ABTest.objects.select_related("champion", "challenger").order_by("-created_at", "-pk").first()
+        if test is None:
+            raise NotFound("No A/B test has been run.")
+        return Response(ab_test_report(test=test))
+
+    @extend_schema(request=ABTestStopSerializer, responses=ABTestReportSerializer)
+    @action(detail=False, methods=["post"], url_path="ab-test/stop")
+    def stop_ab_test(self, request: Request) -> Response:
+        """End the running A/B test; with "promote" the challenger becomes the active model."""
+        body = ABTestStopSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            test = ab_test_stop(actor=actor_for_request(request), **body.validated_data)
+        except PromotionRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(ab_test_report(test=test))
 
     @extend_schema(
         request=TrainRequestSerializer,
