@@ -35,11 +35,26 @@ PY = sys.executable
 DB_NAME = "churn_bench_api"
 
 RECORD = {
-    "customer_id": "BENCH-1", "gender": "female", "senior_citizen": False, "partner": True, "dependents": False,
-    "tenure_months": 12, "phone_service": True, "multiple_lines": "No", "internet_service": "Fiber optic",
-    "online_security": "No", "online_backup": "No", "device_protection": "No", "tech_support": "No",
-    "streaming_tv": "Yes", "streaming_movies": "Yes", "contract_type": "Month-to-month", "paperless_billing": True,
-    "payment_method": "Electronic check", "monthly_charges": 85.0, "total_charges": 1020.0,
+    "customer_id": "BENCH-1",
+    "gender": "female",
+    "senior_citizen": False,
+    "partner": True,
+    "dependents": False,
+    "tenure_months": 12,
+    "phone_service": True,
+    "multiple_lines": "No",
+    "internet_service": "Fiber optic",
+    "online_security": "No",
+    "online_backup": "No",
+    "device_protection": "No",
+    "tech_support": "No",
+    "streaming_tv": "Yes",
+    "streaming_movies": "Yes",
+    "contract_type": "Month-to-month",
+    "paperless_billing": True,
+    "payment_method": "Electronic check",
+    "monthly_charges": 85.0,
+    "total_charges": 1020.0,
 }
 
 
@@ -57,18 +72,20 @@ def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=2)
             return
-        except Exception:  # noqa: BLE001
+        except Exception:
             time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer")
 
 
 def wrk(url: str, body: dict, headers: dict, seconds: int, connections: int = 16) -> dict:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it by name
     header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
-    script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
-                 f'wrk.headers["Content-Type"] = "application/json"\n{header_lines}')
+    script.write(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+        f'wrk.headers["Content-Type"] = "application/json"\n{header_lines}'
+    )
     script.close()
     out = sh("wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url)
     os.unlink(script.name)
@@ -81,8 +98,14 @@ def wrk(url: str, body: dict, headers: dict, seconds: int, connections: int = 16
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": ms("50"), "p90": ms("90"), "p99": ms("99"),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
+    return {
+        "rps": rps,
+        "p50": ms("50"),
+        "p90": ms("90"),
+        "p99": ms("99"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
 
 
 def main() -> None:
@@ -116,9 +139,22 @@ def main() -> None:
     print("preparing: migrate, demo data, model ...", flush=True)
     sh(PY, "manage.py", "migrate", "--no-input", "-v0", env=env)
     sh(PY, "manage.py", "import_telco_csv", "data/telco_customer_churn.csv", env=env)
-    sh(PY, "manage.py", "train_model", "--data", "data/telco_customer_churn.csv", "--activate",
-       "--algorithm", "logistic", env=env)
-    key = sh(PY, "manage.py", "create_api_key", "--department", "bench", "--name", "bench", env=env).strip().splitlines()[-1]
+    sh(
+        PY,
+        "manage.py",
+        "train_model",
+        "--data",
+        "data/telco_customer_churn.csv",
+        "--activate",
+        "--algorithm",
+        "logistic",
+        env=env,
+    )
+    key = (
+        sh(PY, "manage.py", "create_api_key", "--department", "bench", "--name", "bench", env=env)
+        .strip()
+        .splitlines()[-1]
+    )
     artifact = next((var / "models" / "artifacts").glob("*.zip"))
 
     web_port, peer_port = free_port(), free_port()
@@ -126,16 +162,42 @@ def main() -> None:
     procs = []
     try:
         web = subprocess.Popen(
-            [str(Path(PY).parent / "gunicorn"), "churn_platform.wsgi:application", "-c", args.gunicorn_config,
-             "-b", f"127.0.0.1:{web_port}",
-             "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
-            cwd=ROOT, env=env, start_new_session=True,
+            [
+                str(Path(PY).parent / "gunicorn"),
+                "churn_platform.wsgi:application",
+                "-c",
+                args.gunicorn_config,
+                "-b",
+                f"127.0.0.1:{web_port}",
+                "-w",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
         )
         procs.append(web)
         peer = subprocess.Popen(
-            [str(Path(PY).parent / "uvicorn"), "bench.peer_app:app", "--host", "127.0.0.1", "--port", str(peer_port),
-             "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env={**env, "PEER_ARTIFACT": str(artifact)}, start_new_session=True,
+            [
+                str(Path(PY).parent / "uvicorn"),
+                "bench.peer_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(peer_port),
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env={**env, "PEER_ARTIFACT": str(artifact)},
+            start_new_session=True,
         )
         procs.append(peer)
         wait_http(f"{web_url}/healthz")
@@ -147,16 +209,29 @@ def main() -> None:
         full = wrk(f"{web_url}/api/v1/predictions/", RECORD, headers, args.seconds)
         bare = wrk(f"{peer_url}/predict", RECORD, {}, args.seconds)
 
-        batch_body = json.dumps({"customers": [{**RECORD, "customer_id": f"B-{i}", "tenure_months": i % 72,
-                                                "total_charges": 85.0 * (i % 72) or None} for i in range(1000)]}).encode()
+        batch_body = json.dumps(
+            {
+                "customers": [
+                    {
+                        **RECORD,
+                        "customer_id": f"B-{i}",
+                        "tenure_months": i % 72,
+                        "total_charges": 85.0 * (i % 72) or None,
+                    }
+                    for i in range(1000)
+                ]
+            }
+        ).encode()
         timings = []
         for _ in range(25):
             request = urllib.request.Request(
-                f"{web_url}/api/v1/predictions/batch/", data=batch_body, method="POST",
+                f"{web_url}/api/v1/predictions/batch/",
+                data=batch_body,
+                method="POST",
                 headers={"Content-Type": "application/json", **headers},
             )
             started = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30) as response:
                 raw = response.read()
             timings.append((time.perf_counter() - started) * 1000)  # the server's time, not the client's parse
             payload = json.loads(raw)
@@ -169,7 +244,10 @@ def main() -> None:
             proc.wait(timeout=30)
 
     inproc = subprocess.run(
-        [PY, "-c", f"""
+        [
+            PY,
+            "-c",
+            f"""
 import time, numpy as np
 from churn_ml.artifact import load_artifact, sha256_hex
 from churn_ml.schema import load_telco_csv
@@ -182,7 +260,14 @@ scorer.predict_proba(cols)
 t = time.perf_counter(); scorer.predict_proba(cols); proba = time.perf_counter() - t
 t = time.perf_counter(); scorer.contributions(cols); contrib = time.perf_counter() - t
 print(f"{{1e6 / proba:.0f}} {{1e6 / contrib:.0f}}")
-"""], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+""",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     proba_rate, contrib_rate = map(float, inproc.stdout.split())
     shutil.rmtree(var, ignore_errors=True)
 

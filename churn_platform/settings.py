@@ -26,7 +26,8 @@ if DJANGO_ENV not in {"development", "production", "test"}:
     raise ImproperlyConfigured(f"DJANGO_ENV must be development, production or test; got {DJANGO_ENV!r}")
 PRODUCTION = DJANGO_ENV == "production"
 
-DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production-0123456789"
+# Refused in production (below); only development and tests run with it.
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production-0123456789"  # noqa: S105
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])

@@ -31,7 +31,13 @@ def test_repeated_failures_lock_the_address_out(client, staff_user, settings):
 def test_a_success_clears_the_failure_count(client, staff_user, settings):
     settings.LOGIN_MAX_FAILURES = 2
     client.post("/accounts/login/", {"username": "operator", "password": "nope"})
-    assert client.post("/accounts/login/", {"username": "operator", "password": "correct-horse-battery"}).status_code == 302
+    assert (
+        client.post("/accounts/login/", {"username": "operator", "password": "correct-horse-battery"}).status_code
+        == 302
+    )
     client.logout()
     client.post("/accounts/login/", {"username": "operator", "password": "nope"})
-    assert client.post("/accounts/login/", {"username": "operator", "password": "correct-horse-battery"}).status_code == 302
+    assert (
+        client.post("/accounts/login/", {"username": "operator", "password": "correct-horse-battery"}).status_code
+        == 302
+    )
