@@ -26,6 +26,7 @@ run: deps
 ## test: install the test dependencies and run the whole suite.
 test: dev-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
