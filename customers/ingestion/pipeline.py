@@ -231,12 +231,17 @@ def request_rescore(customer_ids: list[str], reason: str) -> None:
         if settings.CELERY_BROKER_URL:
             current_app.send_task(RESCORE_TASK, kwargs=kwargs)
             continue
-        # No broker (make run): run it here if the scoring app has registered it.
+        # No broker (make run): run it here if the scoring app has registered it. The ingestion has
+        # committed already, so a scoring failure (no active model yet) is logged, not raised.
         task = current_app.tasks.get(RESCORE_TASK)
         if task is None:
             logger.warning("No broker and no %s task: %d customers not re-scored", RESCORE_TASK, len(customer_ids))
             return
-        task.apply(kwargs=kwargs)
+        try:
+            task.apply(kwargs=kwargs, throw=True)
+        except Exception:
+            logger.exception("Re-scoring %d customers after %s failed", len(kwargs["customer_ids"]), reason)
+            return
 
 
 @dataclass

@@ -221,8 +221,10 @@ def test_rows_and_runs_are_counted_in_the_metrics(upload):
     assert metric("churn_ingestion_runs_total", source_kind="file", status="partially_succeeded") == partial + 1
 
 
-def test_a_source_set_to_re_score_asks_for_it_after_the_commit(django_capture_on_commit_callbacks):
+def test_a_source_set_to_re_score_asks_for_it_after_the_commit(django_capture_on_commit_callbacks, settings):
     from customers.ingestion.services import data_source_run_now
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"  # the broker path; send_task is mocked below
 
     source = data_source_save(
         source=DataSource(name="rs", kind=SourceKind.HTTP, url="http://127.0.0.1:9/x", rescore_on_change=True),
