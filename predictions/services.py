@@ -7,6 +7,7 @@ in one vectorised call and stored with one bulk insert.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -138,8 +139,27 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
     return prediction
 
 
-_INSERT_SQL: str | None = None
-_INSERT_DEFAULTS: tuple[Any, ...] = ()
+@functools.cache
+def _column_plan() -> tuple[list[str], tuple[Any, ...]]:
+    """The table's columns in write order (_ROW_COLUMNS, then any other) and the defaults of the
+    others, JSON columns as text. Columns added later take their model default."""
+    fields = {f.attname: f for f in Prediction._meta.concrete_fields if not f.primary_key}
+    rest = [f for name, f in fields.items() if name not in _ROW_COLUMNS]
+    columns = [fields[c].column for c in _ROW_COLUMNS] + [f.column for f in rest]
+    defaults = tuple(json.dumps(d) if isinstance(d := f.get_default(), (dict, list)) else d for f in rest)
+    return columns, defaults
+
+
+@functools.cache
+def _insert_sql() -> str:
+    columns, _ = _column_plan()
+    quote = connection.ops.quote_name
+    relaxed = "SET LOCAL synchronous_commit TO OFF; " if settings.DATABASE_RELAXED_COMMIT else ""
+    # Names come from the model's metadata, quoted; every value is a query parameter.
+    return (
+        f"{relaxed}INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
 
 
 def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[str, Any] | None) -> None:
@@ -149,23 +169,10 @@ def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[
     simple query, which the server runs as one transaction (see relaxed_commit for why). The
     ORM's save() would cost ~0.5 ms of CPU building a model instance and compiling the SQL.
     """
-    global _INSERT_SQL, _INSERT_DEFAULTS
     if not copy_supported():
         with relaxed_commit():
             Prediction(**_model_kwargs(row, constants), inputs=inputs).save(force_insert=True)
         return
-    if _INSERT_SQL is None:
-        fields = {f.attname: f for f in Prediction._meta.concrete_fields if not f.primary_key}
-        rest = [f for name, f in fields.items() if name not in _ROW_COLUMNS]
-        columns = [fields[c].column for c in _ROW_COLUMNS] + [f.column for f in rest]
-        quote = connection.ops.quote_name
-        relaxed = "SET LOCAL synchronous_commit TO OFF; " if settings.DATABASE_RELAXED_COMMIT else ""
-        _INSERT_DEFAULTS = tuple(json.dumps(d) if isinstance(d := f.get_default(), (dict, list)) else d for f in rest)
-        # Names come from the model's metadata, quoted; every value is a query parameter.
-        _INSERT_SQL = (
-            f"{relaxed}INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
-        )
     params = (
         row["prediction_id"],
         row["customer_id"],
@@ -182,10 +189,10 @@ def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[
         constants["requested_by_user_id"],
         constants["request_id"],
         constants["created_at"],
-        *_INSERT_DEFAULTS,
+        *_column_plan()[1],
     )
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, params)
+        cursor.execute(_insert_sql(), params)
 
 
 # --- many records ----------------------------------------------------------------------------
@@ -246,9 +253,7 @@ def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: d
             ]
             Prediction.objects.bulk_create(objs, batch_size=INSERT_BATCH_SIZE)
             return
-        fields = {f.attname: f for f in Prediction._meta.concrete_fields if not f.primary_key}
-        # Columns added later take their model default, evaluated once for the whole batch.
-        rest = [f for name, f in fields.items() if name not in _ROW_COLUMNS]
+        columns, defaults = _column_plan()
         tail = (
             constants["source"],
             constants["latency_ms"],
@@ -258,7 +263,7 @@ def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: d
             _cell(constants["requested_by_user_id"]),
             constants["request_id"],
             constants["created_at"].isoformat(),
-            *(_cell(json.dumps(d) if isinstance(d := f.get_default(), (dict, list)) else d) for f in rest),
+            *(_cell(d) for d in defaults),
         )
         texts: dict[int, str] = {}
         prepared = []
@@ -279,7 +284,6 @@ def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: d
                     *tail,
                 )
             )
-        columns = [fields[c].column for c in _ROW_COLUMNS] + [f.column for f in rest]
         copy_rows(Prediction._meta.db_table, columns, prepared, prepared=True)
 
 
