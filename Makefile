@@ -20,7 +20,7 @@ dev-deps: $(BIN)/python
 ## run: install, migrate, load the demo customers, train a model, print an admin login and an API key, serve.
 run: deps
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py bootstrap_demo
+	$(BIN)/python manage.py bootstrap_demo --host $(HOST) --port $(PORT) $(if $(ROTATE),--rotate)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## test: install the test dependencies and run the whole suite.

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "modelregistry",
     "predictions",
     "campaigns",
+    # The wiring: management commands that drive several apps (bootstrap_demo).
+    "churn_platform",
 ]
 
 MIDDLEWARE = [
