@@ -52,7 +52,8 @@ def test_running_it_again_keeps_the_key_and_password_unless_asked_to_rotate(tmp_
 
     rotated = _printed(_bootstrap(tmp_path, settings, "--skip-model", "--rotate"))
 
-    assert rotated[0] != first[0] and rotated[1] != first[1]
+    assert rotated[0] != first[0]
+    assert rotated[1] != first[1]
     assert client.get("/api/v1/auth/whoami/", HTTP_X_API_KEY=first[1]).status_code == 401
     assert client.get("/api/v1/auth/whoami/", HTTP_X_API_KEY=rotated[1]).status_code == 200
     assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o077 == 0

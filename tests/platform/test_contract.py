@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "docs" / "API_CONTRACT.md"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_METHOD = "(?:GET|POST|PUT|PATCH|DELETE)"
+OPERATION = re.compile(rf"\s*({_METHOD}(?:\s*,\s*{_METHOD})*)\s+(\S+)")
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +65,7 @@ def _promised_operations() -> set[tuple[str, str]]:
             continue
         first = line.strip("|").split("|")[0]
         for part in first.split(";"):
-            match = re.match(r"\s*((?:GET|POST|PUT|PATCH|DELETE)(?:\s*,\s*(?:GET|POST|PUT|PATCH|DELETE))*)\s+(\S+)", part)
+            match = OPERATION.match(part)
             if match:
                 for method in re.split(r"\s*,\s*", match.group(1)):
                     operations.add((method, _normalise(match.group(2))))
