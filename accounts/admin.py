@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 
 from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, SCOPE_CHOICES, ApiKey, AuditLogEntry, Department, Membership
 from accounts.services import actor_for_user, api_key_create, api_key_forget_cached, api_key_revoke
@@ -123,9 +124,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: Any) -> None:
-        for key_id in queryset.values_list("pk", flat=True):
+        already = queryset.filter(revoked_at__isnull=False).count()
+        revoked = 0
+        for key_id in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
             api_key_revoke(key_id=key_id, actor=_actor(request), reason="revoked in admin")
-        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+            revoked += 1
+        parts = [f"Revoked {revoked} key{pluralize(revoked)}." if revoked else "No key revoked."]
+        if already:
+            parts.append(f"{already} {'was' if already == 1 else 'were'} already revoked.")
+        self.message_user(request, " ".join(parts), messages.SUCCESS if revoked else messages.WARNING)
 
 
 @admin.register(AuditLogEntry)

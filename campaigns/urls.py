@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("follow-ups/", views.follow_ups, name="follow-ups"),
     path("follow-ups/<int:target_id>/update/", views.follow_up_update, name="follow-up-update"),
+    path("session/", views.staff_session, name="session"),
     path("customers/", views.customer_search, name="customer-search"),
     path("customers/<str:customer_id>/", views.customer_detail, name="customer"),
     path("campaigns/", views.campaigns, name="campaigns"),

@@ -14,10 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth import login as auth_login
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db.models import Case, F, Prefetch, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -60,6 +63,14 @@ from campaigns.services import (
 from customers.models import Customer
 
 PAGE_SIZE = 25
+SEARCH_LIMIT = 20
+# Work first: treatment follow-ups by due date and risk; the control group's "do not contact" cards last.
+TREATMENT_FIRST = (
+    Case(When(group=TargetGroup.CONTROL, then=1), default=0),
+    F("due_date").asc(nulls_last=True),
+    "-qualifying_probability",
+    "pk",
+)
 RISK_CLASSES = {"low": "low", "medium": "medium", "high": "high", "critical": "critical", "unscored": "unscored"}
 STATUS_CLASSES = {
     FollowUpStatus.TO_DO: "todo",
@@ -75,6 +86,12 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not user_is_staff_member(request.user):
+            if _is_htmx(request):
+                # htmx would follow a redirect and swap the whole login page into the card, dropping what
+                # was typed; a 401 is not swapped, and staff.js offers a sign-in in place instead.
+                response = HttpResponse("Your session has ended. Sign in again to save.", status=401)
+                response["HX-Reswap"] = "none"
+                return response
             if request.user.is_authenticated:
                 messages.warning(request, "This account has no access to the staff pages. Log in as a staff member.")
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
@@ -230,26 +247,49 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
             raise Http404("No such follow-up.") from None
     else:
         errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
-    if _is_htmx(request):
+    if _is_htmx(request) or not saved:
         fresh = _with_recent_notes(with_current_risk(campaign_target_list(actor=actor))).get(pk=target.pk)
-        card = _cards([fresh], staff)[0]
-        return render(
-            request,
-            "staff/_target_card.html",
-            {
-                "card": card,
-                "errors": errors,
-                "saved": saved,
-                "today": timezone.localdate(),
-                "next": _safe_next(request, ""),
-            },
-        )
-    if saved:
-        messages.success(request, f"Follow-up for {target.customer.customer_id} saved.")
-    else:
-        for field, problems in errors.items():
-            messages.error(request, f"{field.replace('_', ' ')}: {' '.join(problems)}")
+        context = {
+            "card": _cards([fresh], staff)[0],
+            "errors": errors,
+            "saved": saved,
+            # A refused save shows the form again with what was typed, so no note is lost.
+            "note_text": "" if saved else request.POST.get("note", ""),
+            "today": timezone.localdate(),
+            "next": _safe_next(request, ""),
+        }
+        if _is_htmx(request):
+            return render(request, "staff/_target_card.html", context)
+        # Without JavaScript a refused save gets a page of its own with the card, errors and the text.
+        return render(request, "staff/follow_up_edit.html", context, status=400)
+    messages.success(request, f"Follow-up for {target.customer.customer_id} saved.")
     return HttpResponseRedirect(_safe_next(request, reverse("staff:customer", args=[target.customer.customer_id])))
+
+
+@require_http_methods(["GET", "POST"])
+def staff_session(request: HttpRequest) -> JsonResponse:
+    """The in-place sign-in of the staff pages: GET gives a fresh CSRF token, POST signs in.
+
+    Used by staff.js when a save meets an expired session or a missing CSRF cookie, so the page (and the
+    note typed in it) stays where it is. Sign-ins go through ``authenticate()``, so the login policy
+    (lock-outs, audit) applies exactly as on the login page.
+    """
+    if request.method == "POST":
+        form = AuthenticationForm(request, data=request.POST)
+        if not form.is_valid():
+            errors = [str(e) for errs in form.errors.values() for e in errs]
+            return JsonResponse({"authenticated": False, "errors": errors}, status=400)
+        auth_login(request, form.get_user())
+    authenticated = user_is_staff_member(request.user)
+    return JsonResponse({"authenticated": authenticated, "csrf_token": get_token(request)})
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """``/`` (the login page's brand link, the admin's "View site"): staff pages for staff, else the login."""
+    if user_is_staff_member(request.user):
+        return redirect("staff:dashboard")
+    return staff_required(dashboard)(request)
 
 
 # --- customers -----------------------------------------------------------------------------------
@@ -259,13 +299,18 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
 @staff_required
 def customer_search(request: HttpRequest) -> HttpResponse:
     query = (request.GET.get("q") or "").strip()[:64]
-    matches = (
-        list(Customer.objects.filter(customer_id__istartswith=query).order_by("customer_id")[:20]) if query else []
-    )
+    found = Customer.objects.filter(customer_id__istartswith=query) if query else Customer.objects.none()
+    matches = list(found.order_by("customer_id")[: SEARCH_LIMIT + 1])
     if len(matches) == 1 or any(c.customer_id == query for c in matches):
         exact = next((c for c in matches if c.customer_id == query), matches[0])
         return redirect("staff:customer", customer_id=exact.customer_id)
-    return render(request, "staff/customer_search.html", {"query": query, "matches": matches})
+    # Say when the list is cut, and how many matched, instead of stopping silently at the limit.
+    total = found.count() if len(matches) > SEARCH_LIMIT else len(matches)
+    return render(
+        request,
+        "staff/customer_search.html",
+        {"query": query, "matches": matches[:SEARCH_LIMIT], "total": total, "limit": SEARCH_LIMIT},
+    )
 
 
 @require_GET
@@ -354,7 +399,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     if status in FollowUpStatus.values:
         targets = targets.filter(follow_up_status=status)
     page = Paginator(
-        _with_recent_notes(with_current_risk(targets).order_by("due_date", "-qualifying_probability", "pk")), PAGE_SIZE
+        _with_recent_notes(with_current_risk(targets).order_by(*TREATMENT_FIRST)), PAGE_SIZE
     ).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     progress = effectiveness.progress

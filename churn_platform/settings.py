@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from babel import Locale, UnknownLocaleError
+from babel.numbers import is_currency
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -339,6 +341,18 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Money on the staff pages and in exports: an ISO 4217 code, formatted for CURRENCY_LOCALE by Babel
+# (symbol, separators and decimals as that locale writes them).
+CURRENCY = env.str("CURRENCY", default="USD").upper()
+CURRENCY_LOCALE = env.str("CURRENCY_LOCALE", default="en_US")
+if not is_currency(CURRENCY):
+    raise ImproperlyConfigured(f"CURRENCY must be an ISO 4217 code such as USD or EUR; got {CURRENCY!r}")
+try:
+    Locale.parse(CURRENCY_LOCALE)
+except (ValueError, UnknownLocaleError) as exc:
+    raise ImproperlyConfigured(
+        f"CURRENCY_LOCALE must be a locale such as en_US or de_DE; got {CURRENCY_LOCALE!r}"
+    ) from exc
 
 STATIC_URL = "/static/"
 # collectstatic fills STATIC_ROOT for production; elsewhere WhiteNoise serves from the finders.

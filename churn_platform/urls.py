@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from campaigns import views as staff_views
 from churn_platform import health, observability
 
 # Django tries patterns in order: the scoring endpoints, the hot path, come first.
@@ -23,6 +24,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("staff/", include("campaigns.urls")),
     path("accounts/", include("campaigns.account_urls")),
+    path("", staff_views.home, name="home"),
 ]
 
 handler400 = "churn_platform.exceptions.handler400"

@@ -38,6 +38,11 @@ from modelregistry.services import (
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
 
 
+def _figure(value: float | None) -> str:
+    """A measured figure for people: four significant digits (0.3289), '-' when not measured."""
+    return "-" if value is None else f"{value:.4g}"
+
+
 def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
     return actor_for_user(
         request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
@@ -291,7 +296,7 @@ class RetrainingRunAdmin(admin.ModelAdmin):
         self._allowed(request)
         evaluations = retraining_triggers_evaluate(actor=_actor(request))
         summary = "; ".join(
-            f"{e.kind}: {e.value if e.value is not None else '-'} vs {e.threshold} ({e.get_decision_display()})"
+            f"{e.kind}: {_figure(e.value)} vs {_figure(e.threshold)} ({e.get_decision_display()})"
             for e in evaluations
         )
         self.message_user(request, f"Triggers evaluated. {summary}", messages.INFO)

@@ -19,6 +19,9 @@ def _clear_cache(request):
 
     loader.forget_local()
     loader._current = None
+    from accounts import authentication
+
+    authentication._last_touch.clear()  # per-process "last use recorded" times, keyed by key id
     yield
     cache.clear()
 

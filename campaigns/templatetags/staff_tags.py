@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel.numbers import format_currency
 from django import template
+from django.conf import settings
 from django.utils.http import urlencode
 
 register = template.Library()
@@ -55,9 +57,10 @@ def points(value: float | None) -> str:
 
 @register.filter
 def money(value: float | None) -> str:
+    """An amount in the configured currency, written the configured locale's way ($1,234.50, 1.234,50 €)."""
     if value is None:
         return "—"
-    return f"{value:,.2f}"
+    return format_currency(value, settings.CURRENCY, locale=settings.CURRENCY_LOCALE)
 
 
 @register.filter
