@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from campaigns.models import CampaignAction, FollowUpStatus, TargetOutcome
-from campaigns.selectors import FOLLOW_UP_SORTS
+from campaigns.models import CampaignAction, CampaignSelection, FollowUpStatus, TargetOutcome
+from campaigns.selectors import FOLLOW_UP_SORTS, HIGH_OR_CRITICAL
 from campaigns.services import UNSET, CampaignSpec
 from churn_ml.schema import ENUM_FIELDS
 from predictions.models import RiskLevel
@@ -58,6 +58,17 @@ class CampaignForm(forms.Form):
     horizon_months = forms.IntegerField(label="Revenue horizon (months)", initial=12, min_value=1, max_value=120)
     offer_months = forms.IntegerField(label="Offer length (months)", initial=3, min_value=0, max_value=120)
     follow_up_days = forms.IntegerField(label="Follow up within (days)", initial=7, min_value=0, max_value=365)
+    selection = forms.ChoiceField(
+        label="Whom to contact", choices=CampaignSelection.choices, initial="threshold", required=False
+    )
+    save_rate_prior = forms.FloatField(
+        label="Save rate until measured (%)", required=False, min_value=0, max_value=100,
+        help_text="Share of would-be churners a contact keeps; the campaign's measured uplift replaces it.",
+    )
+    budget_offers = forms.IntegerField(label="Budget: at most this many offers", required=False, min_value=1)
+    budget_money = forms.DecimalField(
+        label="Budget: at most this much on offers", required=False, min_value=0, max_digits=12, decimal_places=2
+    )
 
     department = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
 
@@ -98,6 +109,10 @@ class CampaignForm(forms.Form):
             horizon_months=data["horizon_months"],
             offer_months=data["offer_months"],
             follow_up_days=data["follow_up_days"],
+            selection=data.get("selection") or "threshold",
+            save_rate_prior=data["save_rate_prior"] / 100 if data.get("save_rate_prior") is not None else None,
+            budget_offers=data.get("budget_offers"),
+            budget_money=data.get("budget_money"),
         )
 
 
@@ -146,7 +161,9 @@ class FollowUpFilterForm(forms.Form):
         required=False, choices=[("open", "Open"), ("any", "Any status"), *FollowUpStatus.choices]
     )
     campaign = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
-    risk_level = forms.ChoiceField(required=False, choices=[("", "Any risk"), *RiskLevel.choices])
+    risk_level = forms.ChoiceField(
+        required=False, choices=[("", "Any risk"), (HIGH_OR_CRITICAL, "High or critical"), *RiskLevel.choices]
+    )
     due = forms.ChoiceField(
         required=False,
         choices=[("", "Any due date"), ("overdue", "Overdue"), ("today", "Due today"), ("week", "Due within 7 days")],
@@ -173,3 +190,49 @@ class FollowUpFilterForm(forms.Form):
     def clean_sort(self) -> str:
         value = self.cleaned_data.get("sort") or "due"
         return value if value in FOLLOW_UP_SORTS else "due"
+
+
+class BulkFollowUpForm(forms.Form):
+    """Bulk work on the follow-up list: one or more changes for the selected rows or the whole filter."""
+
+    scope = forms.ChoiceField(choices=[("selected", "Selected follow-ups"), ("filter", "Every follow-up in this list")])
+    targets = forms.Field(required=False)  # ids, read as a list in clean_targets
+    assignee = forms.CharField(required=False, help_text="A staff member's id, 'none' to unassign, empty: unchanged.")
+    follow_up_status = forms.ChoiceField(
+        required=False,
+        choices=[("", "(unchanged)"), *[c for c in FollowUpStatus.choices if c[0] != FollowUpStatus.DO_NOT_CONTACT]],
+    )
+    due_date = forms.DateField(required=False)
+    clear_due_date = forms.BooleanField(required=False)
+    query = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args: Any, staff: list[tuple[int, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        self._staff = {pk for pk, _ in staff}
+
+    def clean_targets(self) -> list[int]:
+        # Any id is accepted here; the service checks that each one is visible to the caller.
+        return [int(v) for v in self.data.getlist("targets") if str(v).isdigit()]
+
+    def clean_assignee(self) -> Any:
+        value = (self.cleaned_data.get("assignee") or "").strip()
+        if value in ("", "none"):
+            return value
+        if not value.isdigit() or int(value) not in self._staff:
+            raise forms.ValidationError("Choose a staff member of the campaigns' departments.")
+        return int(value)
+
+    def changes(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        out: dict[str, Any] = {}
+        if data["assignee"] == "none":
+            out["assignee_id"] = None
+        elif data["assignee"] != "":
+            out["assignee_id"] = data["assignee"]
+        if data.get("follow_up_status"):
+            out["follow_up_status"] = data["follow_up_status"]
+        if data.get("clear_due_date"):
+            out["due_date"] = None
+        elif data.get("due_date"):
+            out["due_date"] = data["due_date"]
+        return out

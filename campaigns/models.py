@@ -23,6 +23,11 @@ class CampaignAction(models.TextChoices):
     CUSTOM = "custom", "Custom action"
 
 
+class CampaignSelection(models.TextChoices):
+    THRESHOLD = "threshold", "Everyone matching the rule, riskiest first"
+    VALUE = "value", "By expected value of contacting, within a budget"
+
+
 class RetentionCampaignQuerySet(models.QuerySet["RetentionCampaign"]):
     def visible_to(self, *, department_id: int | None, is_superuser: bool) -> RetentionCampaignQuerySet:
         """A department sees its own campaigns only; superusers see every department's."""
@@ -72,6 +77,25 @@ class RetentionCampaign(models.Model):
     follow_up_days = models.PositiveSmallIntegerField(
         default=7, help_text="Days from enrolment to a target's due date."
     )
+    selection = models.CharField(
+        max_length=10, choices=CampaignSelection.choices, default=CampaignSelection.THRESHOLD,
+        help_text="Whom of the matching customers to enrol.",
+    )
+    save_rate_prior = models.FloatField(
+        null=True, blank=True,
+        help_text="Share of would-be churners a contact keeps, assumed until the campaign measures its uplift "
+        "(empty: CAMPAIGN_SAVE_RATE_PRIOR).",
+    )
+    budget_offers = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Value selection: at most this many customers contacted."
+    )
+    budget_money = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="Value selection: at most this much spent on offers.",
+    )
+    projection = models.JSONField(
+        default=dict, blank=True, help_text="What the last enrolment expected to achieve, to compare with the result."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -101,6 +125,12 @@ class RetentionCampaign(models.Model):
                 | models.Q(discount_percent__gt=0, discount_percent__lte=100),
                 name="campaign_discount_range",
                 violation_error_message="The discount must be above 0 and at most 100 percent.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(save_rate_prior__isnull=True)
+                | models.Q(save_rate_prior__gte=0, save_rate_prior__lte=1),
+                name="campaign_save_rate_prior_range",
+                violation_error_message="The save rate must be between 0 and 1.",
             ),
             models.CheckConstraint(
                 condition=models.Q(end_date__isnull=True) | models.Q(end_date__gte=models.F("start_date")),
@@ -264,3 +294,24 @@ class TargetNote(models.Model):
 
     def __str__(self) -> str:
         return f"note by {self.author_label} on target {self.target_id}"
+
+
+class SavedView(models.Model):
+    """A staff member's named filter and sort of the follow-up list, kept as its query string."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=500, help_text="The follow-up list's query string (filters and sort).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "name"], name="saved_view_user_name_unique",
+                violation_error_message="You already have a view with this name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user_id})"

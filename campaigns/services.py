@@ -21,19 +21,20 @@ from django.utils import timezone
 
 from accounts.models import AuditLogEntry, Department
 from accounts.services import SYSTEM, Actor, audit_record
-from campaigns import stats
 from campaigns.models import (
     CampaignAction,
+    CampaignSelection,
     CampaignStatus,
     CampaignTarget,
     FollowUpStatus,
     OutcomeSource,
     RetentionCampaign,
+    SavedView,
     TargetGroup,
     TargetNote,
     TargetOutcome,
 )
-from campaigns.selectors import assignable_users, campaign_candidates
+from campaigns.selectors import assignable_users, campaign_audience, projection_as_dict
 from churn_ml.schema import ENUM_FIELDS
 from customers.models import Outcome
 from predictions.models import RiskLevel
@@ -168,6 +169,37 @@ class CampaignSpec:
     horizon_months: int = 12
     offer_months: int = 3
     follow_up_days: int = 7
+    selection: str = CampaignSelection.THRESHOLD
+    save_rate_prior: float | None = None
+    budget_offers: int | None = None
+    budget_money: Decimal | float | str | None = None
+
+
+def _clean_selection(spec: CampaignSpec, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Value selection's settings: a known mode, a save rate in 0..1, non-negative budgets."""
+    if spec.selection not in CampaignSelection.values:
+        errors["selection"] = [f"Must be one of {', '.join(CampaignSelection.values)}."]
+    if spec.save_rate_prior is not None and not 0 <= spec.save_rate_prior <= 1:
+        errors["save_rate_prior"] = ["Must be between 0 and 1 (0.15: a contact keeps 15% of would-be churners)."]
+    if spec.budget_offers is not None and spec.budget_offers < 1:
+        errors["budget_offers"] = ["Must be at least 1 offer."]
+    money = None
+    if spec.budget_money not in (None, ""):
+        try:
+            money = Decimal(str(spec.budget_money)).quantize(Decimal("0.01"))
+        except InvalidOperation:
+            errors["budget_money"] = ["Must be an amount."]
+        else:
+            if money < 0:
+                errors["budget_money"] = ["Cannot be negative."]
+    if spec.selection == CampaignSelection.THRESHOLD and (spec.budget_offers is not None or money is not None):
+        errors["selection"] = ["A budget needs selection by value."]
+    return {
+        "selection": spec.selection,
+        "save_rate_prior": spec.save_rate_prior,
+        "budget_offers": spec.budget_offers,
+        "budget_money": money,
+    }
 
 
 def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
@@ -225,6 +257,7 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
         and not assignable_users(department_id=department_id).filter(pk=spec.owner_id).exists()
     ):
         errors["owner"] = ["The owner must be an active staff member of the campaign's department."]
+    selection = _clean_selection(spec, errors)
     if errors:
         raise CampaignError(errors)
     return {
@@ -243,6 +276,7 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
         "horizon_months": spec.horizon_months,
         "offer_months": spec.offer_months,
         "follow_up_days": spec.follow_up_days,
+        **selection,
     }
 
 
@@ -300,6 +334,21 @@ def _assignee_ids(campaign: RetentionCampaign, assignee_ids: Sequence[int] | Non
     return wanted
 
 
+_SUMMED = ("selected", "treatment", "control", "expected_saves", "expected_revenue_kept", "offer_cost", "expected_net")
+
+
+def _accumulate_projection(before: dict[str, Any], now_: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A campaign enrolled several times expects the sum of what each enrolment expected."""
+    if not before or not now_["selected"]:
+        merged = dict(now_) if not before else dict(before)
+    else:
+        merged = {**now_, **{k: round(before.get(k, 0) + now_[k], 4) for k in _SUMMED}}
+        merged["expected_saves_ci95"] = merged["expected_revenue_kept_ci95"] = None  # no longer one interval
+    merged["as_of"] = at.isoformat()
+    merged["enrolments"] = int(before.get("enrolments", 0)) + (1 if now_["selected"] else 0)
+    return merged
+
+
 @transaction.atomic
 def campaign_enrol(
     *,
@@ -323,24 +372,12 @@ def campaign_enrol(
         raise CampaignError({"limit": ["Must be at least 1."]})
     assignees = _assignee_ids(campaign, assignee_ids)
     today = today or timezone.localdate()
-    candidates = campaign_candidates(campaign=campaign)
-    taken = dict(
-        CampaignTarget.objects.filter(
-            customer_id__in=[c.customer_pk for c in candidates], in_active_campaign=True
-        ).values_list("customer_id", "campaign_id")
-    )
-    own = set(CampaignTarget.objects.filter(campaign=campaign).values_list("customer_id", flat=True))
-    fresh = [c for c in candidates if c.customer_pk not in own and c.customer_pk not in taken]
-    already = sum(1 for c in candidates if c.customer_pk in own)
-    elsewhere = sum(1 for c in candidates if c.customer_pk not in own and c.customer_pk in taken)
-    over_limit = max(0, len(fresh) - limit) if limit is not None else 0
-    if limit is not None:
-        fresh = fresh[:limit]
+    audience = campaign_audience(campaign=campaign, limit=limit)
+    already, elsewhere, over_limit = audience.already_enrolled, audience.in_other_campaign, audience.over_limit
     due = today + timedelta(days=campaign.follow_up_days)
     targets = []
     dealt = 0
-    for c in fresh:
-        control = stats.in_control(campaign.pk, c.customer_id, campaign.control_share)
+    for c, control in audience.chosen:
         assignee = None
         if not control and assignees:
             assignee = assignees[dealt % len(assignees)]
@@ -374,14 +411,16 @@ def campaign_enrol(
     enrolled = sum(counts.values())
     elsewhere += len(targets) - enrolled
     now = timezone.now()
-    changed = ["enrolled_at", "updated_at"]
+    changed = ["enrolled_at", "updated_at", "projection"]
     campaign.enrolled_at = now
+    # Kept so that the campaign page can show, once outcomes arrive, what was expected next to what happened.
+    campaign.projection = _accumulate_projection(campaign.projection, projection_as_dict(audience), now)
     if campaign.status == CampaignStatus.DRAFT:
         campaign.status = CampaignStatus.ACTIVE
         changed.append("status")
     campaign.save(update_fields=changed)
     result = EnrolResult(
-        matched=len(candidates),
+        matched=audience.matched,
         enrolled=enrolled,
         treatment=counts.get(TargetGroup.TREATMENT, 0),
         control=counts.get(TargetGroup.CONTROL, 0),
@@ -590,6 +629,106 @@ def campaign_targets_assign(*, target_ids: Iterable[int], assignee_id: int | Non
     for department_id, entries in changed.items():
         _audit_many(actor=actor, action="campaign_target.assign", department_id=department_id, entries=entries)
     return len(ids)
+
+
+@dataclass(frozen=True)
+class BulkChange:
+    selected: int
+    changed: int
+    held_out: int  # control-group targets left alone (never assigned nor contacted)
+
+
+@transaction.atomic
+def campaign_targets_bulk_change(
+    *,
+    target_ids: Iterable[int],
+    actor: Actor,
+    assignee_id: int | None = UNSET,
+    follow_up_status: str | None = None,
+    due_date: date | None = UNSET,
+) -> BulkChange:
+    """Assign, set the status of, or reschedule many follow-ups at once, each change audited.
+
+    The rules are the one-step form's: control-group targets are held out, the assignee must be
+    staff of each target's department, a status other than "to do" marks the customer contacted.
+    """
+    ids = list(dict.fromkeys(target_ids))
+    if follow_up_status is not None and follow_up_status not in FollowUpStatus.values:
+        raise CampaignError({"follow_up_status": [f"Must be one of {', '.join(FollowUpStatus.values)}."]})
+    if follow_up_status == FollowUpStatus.DO_NOT_CONTACT:
+        raise CampaignError({"follow_up_status": ["Do not contact is for the control group only."]})
+    if assignee_id is UNSET and follow_up_status is None and due_date is UNSET:
+        raise CampaignError({"action": ["Choose what to change: assignee, status or due date."]})
+    # Locked in primary-key order so that two bulk changes cannot deadlock each other.
+    targets = list(
+        CampaignTarget.objects.select_for_update(of=("self",))
+        .select_related("campaign")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
+    for target in targets:
+        _require_visible(actor, target.campaign.department_id)
+    treated = [t for t in targets if t.group == TargetGroup.TREATMENT]
+    changed_ids: set[int] = set()
+    if assignee_id is not UNSET:
+        before = {t.pk: t.assignee_id for t in treated}
+        campaign_targets_assign(target_ids=[t.pk for t in treated], assignee_id=assignee_id, actor=actor)
+        changed_ids |= {pk for pk, old in before.items() if old != assignee_id}
+    now = timezone.now()
+    entries: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    dirty = []
+    for target in treated:
+        changes: dict[str, list[Any]] = {}
+        if follow_up_status is not None and follow_up_status != target.follow_up_status:
+            changes["follow_up_status"] = [target.follow_up_status, follow_up_status]
+            target.follow_up_status = follow_up_status
+            if follow_up_status != FollowUpStatus.TO_DO and target.contacted_at is None:
+                target.contacted_at = now
+        if due_date is not UNSET and due_date != target.due_date:
+            changes["due_date"] = [
+                target.due_date.isoformat() if target.due_date else None,
+                due_date.isoformat() if due_date else None,
+            ]
+            target.due_date = due_date
+        if changes:
+            target.updated_at = now
+            dirty.append(target)
+            changed_ids.add(target.pk)
+            entries.setdefault(target.campaign.department_id, []).append(
+                (target.pk, {"campaign_id": target.campaign_id, "changes": changes, "bulk": True})
+            )
+    if dirty:
+        CampaignTarget.objects.bulk_update(
+            dirty, ["follow_up_status", "contacted_at", "due_date", "updated_at"], batch_size=ENROL_BATCH_SIZE
+        )
+    for department_id, rows in entries.items():
+        _audit_many(actor=actor, action="campaign_target.bulk_update", department_id=department_id, entries=rows)
+    return BulkChange(selected=len(targets), changed=len(changed_ids), held_out=len(targets) - len(treated))
+
+
+@transaction.atomic
+def saved_view_save(*, user: Any, name: str, query: str, actor: Actor) -> SavedView:
+    """Keep (or replace) a named filter and sort of the follow-up list for this user."""
+    name = (name or "").strip()
+    if not name:
+        raise CampaignError({"name": ["A view needs a name."]})
+    if len(name) > 80:
+        raise CampaignError({"name": ["At most 80 characters."]})
+    if len(query) > 500:
+        raise CampaignError({"query": ["Too many filters to keep (500 characters at most)."]})
+    view, _ = SavedView.objects.update_or_create(user=user, name=name, defaults={"query": query})
+    audit_record(actor=actor, action="saved_view.save", obj=view, details={"name": name, "query": query})
+    return view
+
+
+@transaction.atomic
+def saved_view_delete(*, user: Any, view_id: int, actor: Actor) -> bool:
+    view = SavedView.objects.filter(user=user, pk=view_id).first()
+    if view is None:
+        return False
+    audit_record(actor=actor, action="saved_view.delete", obj=view, details={"name": view.name})
+    view.delete()
+    return True
 
 
 # --- outcomes -------------------------------------------------------------------------------------

@@ -92,6 +92,13 @@ class Effect:
     revenue_kept: float | None
     offer_cost: float
     net_value: float | None
+    # customers saved and revenue kept at the two ends of the uplift's interval
+    saved_low: float | None = None
+    saved_high: float | None = None
+    revenue_low: float | None = None
+    revenue_high: float | None = None
+    # either group has fewer than SMALL_SAMPLE known outcomes: the figures can swing a lot
+    small_sample: bool = True
 
 
 def effect(treatment: GroupCounts, control: GroupCounts, *, horizon_months: int) -> Effect:
@@ -103,13 +110,15 @@ def effect(treatment: GroupCounts, control: GroupCounts, *, horizon_months: int)
     have an outcome.
     """
     t_rate, c_rate = treatment.retention_rate, control.retention_rate
+    small = min(treatment.known, control.known) < SMALL_SAMPLE
     if t_rate is None or c_rate is None:
-        return Effect(t_rate, c_rate, None, None, None, None, None, treatment.offer_cost, None)
+        return Effect(t_rate, c_rate, None, None, None, None, None, treatment.offer_cost, None, small_sample=small)
     uplift = t_rate - c_rate
     interval = newcombe_interval(treatment.retained, treatment.known, control.retained, control.known)
     assert interval is not None  # both groups have observations here
     saved = uplift * treatment.targets
-    revenue = saved * (treatment.mean_monthly_charges or 0.0) * horizon_months
+    per_saved = (treatment.mean_monthly_charges or 0.0) * horizon_months
+    revenue = saved * per_saved
     return Effect(
         treatment_rate=t_rate,
         control_rate=c_rate,
@@ -120,4 +129,129 @@ def effect(treatment: GroupCounts, control: GroupCounts, *, horizon_months: int)
         revenue_kept=revenue,
         offer_cost=treatment.offer_cost,
         net_value=revenue - treatment.offer_cost,
+        saved_low=interval[0] * treatment.targets,
+        saved_high=interval[1] * treatment.targets,
+        revenue_low=interval[0] * treatment.targets * per_saved,
+        revenue_high=interval[1] * treatment.targets * per_saved,
+        small_sample=small,
+    )
+
+
+# --- whom to contact: expected value --------------------------------------------------------------
+
+SMALL_SAMPLE = 30  # known outcomes per group below which a measured effect is flagged as unreliable
+
+
+def contact_value(
+    *, probability: float, save_rate: float, monthly_charges: float, horizon_months: int, offer_cost: float
+) -> float:
+    """Expected value of contacting one customer: p(churn) x save rate x monthly charges x horizon - offer cost.
+
+    The save rate is the share of would-be churners a contact keeps (the campaign's uplift), so
+    p x save rate is the chance that this contact is what keeps the customer.
+    """
+    return probability * save_rate * monthly_charges * horizon_months - offer_cost
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One candidate as the value selection sees it."""
+
+    key: str
+    probability: float
+    monthly_charges: float
+    offer_cost: float
+    value: float
+    control: bool
+
+
+def select_by_value(
+    picks: list[Pick], *, max_offers: int | None = None, max_money: float | None = None
+) -> list[Pick]:
+    """The candidates worth contacting, best expected value first, within the budget.
+
+    Only positive expected values are kept. Control customers travel with the selection (they are
+    held out, so they use no budget) so that the campaign can still measure its effect. The money
+    budget is filled greedily in value order, skipping an offer that no longer fits.
+    """
+    chosen: list[Pick] = []
+    offers, spent = 0, 0.0
+    for pick in sorted(picks, key=lambda p: (-p.value, p.key)):
+        if pick.value <= 0:
+            break
+        if pick.control:
+            chosen.append(pick)
+            continue
+        if max_offers is not None and offers >= max_offers:
+            continue
+        if max_money is not None and spent + pick.offer_cost > max_money + 1e-9:
+            continue
+        offers += 1
+        spent += pick.offer_cost
+        chosen.append(pick)
+    if max_offers is not None or max_money is not None:
+        # Controls are kept only down to the last treated pick's value, so the held-out group
+        # looks like the treated one.
+        floor = min((p.value for p in chosen if not p.control), default=float("inf"))
+        chosen = [p for p in chosen if not p.control or p.value >= floor]
+    return chosen
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What contacting a selection is expected to achieve, with the save rate it assumed."""
+
+    selected: int
+    treatment: int
+    control: int
+    expected_saves: float
+    expected_revenue_kept: float
+    offer_cost: float
+    expected_net: float
+    save_rate: float
+    save_rate_low: float | None
+    save_rate_high: float | None
+    churn_mass: float  # sum of p(churn) over the treated: saves per unit of save rate
+    revenue_mass: float  # sum of p x monthly charges x horizon: revenue per unit of save rate
+
+    def _at_ends(self, mass: float) -> tuple[float, float] | None:
+        if self.save_rate_low is None or self.save_rate_high is None:
+            return None
+        return mass * self.save_rate_low, mass * self.save_rate_high
+
+    @property
+    def saves_interval(self) -> tuple[float, float] | None:
+        return self._at_ends(self.churn_mass)
+
+    @property
+    def revenue_interval(self) -> tuple[float, float] | None:
+        return self._at_ends(self.revenue_mass)
+
+
+def project(
+    picks: list[Pick],
+    *,
+    save_rate: float,
+    horizon_months: int,
+    save_rate_interval: tuple[float, float] | None = None,
+) -> Projection:
+    """Expected saves, revenue kept, offer cost and net over the treated part of a selection."""
+    treated = [p for p in picks if not p.control]
+    churn_mass = sum(p.probability for p in treated)
+    revenue_mass = sum(p.probability * p.monthly_charges * horizon_months for p in treated)
+    cost = sum(p.offer_cost for p in treated)
+    revenue = revenue_mass * save_rate
+    return Projection(
+        selected=len(picks),
+        treatment=len(treated),
+        control=len(picks) - len(treated),
+        expected_saves=churn_mass * save_rate,
+        expected_revenue_kept=revenue,
+        offer_cost=cost,
+        expected_net=revenue - cost,
+        save_rate=save_rate,
+        save_rate_low=save_rate_interval[0] if save_rate_interval else None,
+        save_rate_high=save_rate_interval[1] if save_rate_interval else None,
+        churn_mass=churn_mass,
+        revenue_mass=revenue_mass,
     )

@@ -19,9 +19,10 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db.models import Case, F, Prefetch, When
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -31,22 +32,27 @@ from accounts.authentication import client_ip
 from accounts.models import Department
 from accounts.services import Actor, actor_for_user
 from campaigns import charts
-from campaigns.forms import CampaignForm, EnrolForm, FollowUpFilterForm, FollowUpForm
+from campaigns.exports import assignee_csv_rows, csv_response, targets_csv_rows
+from campaigns.forms import BulkFollowUpForm, CampaignForm, EnrolForm, FollowUpFilterForm, FollowUpForm
 from campaigns.models import CampaignStatus, CampaignTarget, FollowUpStatus, TargetGroup, TargetNote, TargetOutcome
 from campaigns.selectors import (
     FollowUpFilters,
     assignable_users,
+    campaign_audience,
     campaign_effectiveness,
     campaign_get,
     campaign_list,
     campaign_list_with_counts,
     campaign_results,
+    campaign_save_rate,
     campaign_target_get,
     campaign_target_list,
     customer_overview,
     follow_up_list,
     open_follow_ups,
     population_stats,
+    projection_as_dict,
+    saved_views,
     staff_by_department,
     staff_user_ids,
     user_is_staff_member,
@@ -59,6 +65,9 @@ from campaigns.services import (
     campaign_create,
     campaign_enrol,
     campaign_target_update,
+    campaign_targets_bulk_change,
+    saved_view_delete,
+    saved_view_save,
 )
 from customers.models import Customer
 
@@ -189,12 +198,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 # --- my follow-ups --------------------------------------------------------------------------------
 
 
-@require_GET
-@staff_required
-def follow_ups(request: HttpRequest) -> HttpResponse:
-    actor = _actor(request)
+def _follow_up_filters(request: HttpRequest, actor: Actor) -> tuple[FollowUpFilterForm, FollowUpFilters]:
+    """The follow-up list's filters from the query string: one reading for the page, the export and bulk work."""
     campaigns = list(campaign_list(actor=actor).exclude(status=CampaignStatus.DRAFT).values_list("pk", "name"))
-    form = FollowUpFilterForm(request.GET or None, campaigns=campaigns)
+    query = request.GET if request.method == "GET" else QueryDict(request.POST.get("query", ""))
+    form = FollowUpFilterForm(query or None, campaigns=campaigns)
     data = form.cleaned_data if form.is_valid() else {}
     filters = FollowUpFilters(
         assignee=data.get("assignee") or "me",
@@ -206,11 +214,27 @@ def follow_ups(request: HttpRequest) -> HttpResponse:
         search=data.get("q") or "",
         sort=data.get("sort") or "due",
     )
+    return form, filters
+
+
+def _list_query(request: HttpRequest) -> str:
+    """The list's query string without the page number: what a saved view or an export keeps."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@require_GET
+@staff_required
+def follow_ups(request: HttpRequest) -> HttpResponse:
+    actor = _actor(request)
+    form, filters = _follow_up_filters(request, actor)
     page = Paginator(_with_recent_notes(follow_up_list(actor=actor, filters=filters)), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     targets = list(page.object_list)
     staff = staff_by_department({t.campaign.department_id for t in targets})
+    query = _list_query(request)
     return render(
         request,
         "staff/follow_ups.html",
@@ -220,9 +244,83 @@ def follow_ups(request: HttpRequest) -> HttpResponse:
             "page": page,
             "cards": _cards(targets, staff),
             "today": timezone.localdate(),
-            "statuses": FollowUpStatus.choices,
+            "statuses": [(v, label) for v, label in FollowUpStatus.choices if v != FollowUpStatus.DO_NOT_CONTACT],
+            "staff_choices": _assignable_everywhere(actor),
+            "query": query,
+            "views": saved_views(user=request.user),
+            "bulk_selectable": True,
         },
     )
+
+
+@require_GET
+@staff_required
+def follow_ups_export(request: HttpRequest) -> HttpResponse:
+    """The follow-up list as filtered on the page, every row (not one page), as CSV."""
+    actor = _actor(request)
+    _, filters = _follow_up_filters(request, actor)
+    return csv_response(targets_csv_rows(follow_up_list(actor=actor, filters=filters)), "follow-ups.csv")
+
+
+@require_POST
+@staff_required
+def follow_ups_bulk(request: HttpRequest) -> HttpResponse:
+    """Bulk work: assign, set the status or the due date of the selected follow-ups, or of the whole filter."""
+    actor = _actor(request)
+    form = BulkFollowUpForm(request.POST, staff=_assignable_everywhere(actor))
+    back = reverse("staff:follow-ups") + ("?" + request.POST.get("query", "") if request.POST.get("query") else "")
+    if not form.is_valid():
+        for field, problems in form.errors.items():
+            messages.error(request, f"{field.replace('_', ' ')}: {' '.join(problems)}")
+        return HttpResponseRedirect(back)
+    if form.cleaned_data["scope"] == "filter":
+        _, filters = _follow_up_filters(request, actor)
+        ids = list(follow_up_list(actor=actor, filters=filters).values_list("pk", flat=True))
+    else:
+        ids = form.cleaned_data["targets"]
+    if not ids:
+        messages.warning(request, "Select at least one follow-up, or choose “every follow-up in this list”.")
+        return HttpResponseRedirect(back)
+    try:
+        result = campaign_targets_bulk_change(target_ids=ids, actor=actor, **form.changes())
+    except CampaignError as exc:
+        for field, problems in exc.errors.items():
+            messages.error(request, f"{field.replace('_', ' ')}: {' '.join(problems)}")
+        return HttpResponseRedirect(back)
+    except NotVisible:
+        raise Http404("No such follow-up.") from None
+    text = f"Changed {result.changed} of {result.selected} follow-up{pluralize(result.selected)}."
+    if result.held_out:
+        text += f" {result.held_out} control-group customer{pluralize(result.held_out)} left alone (held out)."
+    messages.success(request, text)
+    return HttpResponseRedirect(back)
+
+
+def _assignable_everywhere(actor: Actor) -> list[tuple[int, str]]:
+    departments = set(campaign_list(actor=actor).values_list("department_id", flat=True))
+    return sorted({pair for pairs in staff_by_department(departments).values() for pair in pairs}, key=lambda p: p[1])
+
+
+@require_POST
+@staff_required
+def saved_view_create(request: HttpRequest) -> HttpResponse:
+    query = request.POST.get("query", "")
+    try:
+        view = saved_view_save(user=request.user, name=request.POST.get("name", ""), query=query, actor=_actor(request))
+    except CampaignError as exc:
+        for problems in exc.errors.values():
+            messages.error(request, " ".join(problems))
+    else:
+        messages.success(request, f"View “{view.name}” saved.")
+    return HttpResponseRedirect(reverse("staff:follow-ups") + (f"?{query}" if query else ""))
+
+
+@require_POST
+@staff_required
+def saved_view_remove(request: HttpRequest, view_id: int) -> HttpResponse:
+    if saved_view_delete(user=request.user, view_id=view_id, actor=_actor(request)):
+        messages.success(request, "View removed.")
+    return HttpResponseRedirect(reverse("staff:follow-ups"))
 
 
 @require_POST
@@ -432,6 +530,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
             title="Retention rate, treatment vs control",
         ),
         "status_labels": dict(FollowUpStatus.choices),
+        "save_rate": campaign_save_rate(campaign=campaign, effectiveness=effectiveness),
     }
     return render(request, "staff/campaign.html", context)
 
@@ -485,3 +584,41 @@ def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign_close(campaign_id=campaign.pk, actor=actor)
     messages.success(request, f"Campaign {campaign.name!r} closed. Outcomes can still be recorded.")
     return redirect("staff:campaign", campaign_id=campaign.pk)
+
+
+@require_POST
+@staff_required
+def campaign_preview_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The audience an enrolment would take now, with its expected saves, revenue, cost and net."""
+    actor = _actor(request)
+    campaign = campaign_get(actor=actor, campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    limit = request.POST.get("limit") or ""
+    figures = projection_as_dict(campaign_audience(campaign=campaign, limit=int(limit) if limit.isdigit() else None))
+    context = {"campaign": campaign, "preview": figures}
+    if _is_htmx(request):
+        return render(request, "staff/_campaign_preview.html", context)
+    return render(request, "staff/campaign_preview.html", context)
+
+
+@require_GET
+@staff_required
+def campaign_targets_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    actor = _actor(request)
+    campaign = campaign_get(actor=actor, campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    targets = campaign_target_list(actor=actor).filter(campaign=campaign)
+    return csv_response(targets_csv_rows(targets), f"campaign-{campaign.pk}-targets.csv")
+
+
+@require_GET
+@staff_required
+def campaign_assignees_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    actor = _actor(request)
+    campaign = campaign_get(actor=actor, campaign_id=campaign_id)
+    if campaign is None:
+        raise Http404("No such campaign.")
+    rows = assignee_csv_rows(campaign_effectiveness(campaign=campaign))
+    return csv_response(rows, f"campaign-{campaign.pk}-per-assignee.csv")

@@ -335,6 +335,13 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# --- CAMPAIGNS ------------------------------------------------------------------------------------
+
+# The save rate (share of would-be churners a contact keeps) a campaign's projection assumes until it
+# has measured its own uplift, when the operator set no prior for it. 0.10 is a cautious figure: the
+# bundled hand-computed campaign measured 0.20.
+CAMPAIGN_SAVE_RATE_PRIOR = env.float("CAMPAIGN_SAVE_RATE_PRIOR", default=0.10)
+
 # --- INTERNATIONALISATION AND STATIC FILES --------------------------------------------------
 
 LANGUAGE_CODE = "en-us"

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from campaigns.models import (
     CampaignAction,
+    CampaignSelection,
     CampaignTarget,
     FollowUpStatus,
     RetentionCampaign,
@@ -48,6 +49,8 @@ class CampaignSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", default=None)
     target_rule = TargetRuleSerializer(source="*")
     discount_percent = serializers.FloatField(allow_null=True)
+    budget_money = serializers.FloatField(allow_null=True)
+    projection = serializers.JSONField(help_text="What the enrolments expected (the preview's figures, summed).")
     counts = serializers.SerializerMethodField()
 
     class Meta:
@@ -55,7 +58,8 @@ class CampaignSerializer(serializers.ModelSerializer):
         fields = (
             "id", "name", "goal", "department", "owner", "status", "target_rule", "action", "discount_percent",
             "action_details", "control_share", "start_date", "end_date", "horizon_months", "offer_months",
-            "follow_up_days", "counts", "enrolled_at", "closed_at", "created_at", "updated_at",
+            "follow_up_days", "selection", "save_rate_prior", "budget_offers", "budget_money", "projection",
+            "counts", "enrolled_at", "closed_at", "created_at", "updated_at",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -88,6 +92,36 @@ class CampaignCreateSerializer(StrictSerializer):
     horizon_months = serializers.IntegerField(required=False, default=12)
     offer_months = serializers.IntegerField(required=False, default=3)
     follow_up_days = serializers.IntegerField(required=False, default=7)
+    selection = serializers.ChoiceField(choices=CampaignSelection.choices, required=False, default="threshold")
+    save_rate_prior = serializers.FloatField(
+        required=False, allow_null=True, default=None,
+        help_text="Share of would-be churners a contact keeps, until the campaign measures its uplift.",
+    )
+    budget_offers = serializers.IntegerField(required=False, allow_null=True, default=None)
+    budget_money = serializers.DecimalField(
+        max_digits=12, decimal_places=2, required=False, allow_null=True, default=None
+    )
+
+
+class PreviewSerializer(serializers.Serializer):
+    """What an enrolment done now would take and is expected to achieve (campaigns/{id}/preview/)."""
+
+    matched = serializers.IntegerField(help_text="Customers matching the rule.")
+    selected = serializers.IntegerField(help_text="Of those not yet enrolled anywhere, the ones chosen.")
+    treatment = serializers.IntegerField()
+    control = serializers.IntegerField()
+    already_enrolled = serializers.IntegerField()
+    in_other_campaign = serializers.IntegerField()
+    over_limit = serializers.IntegerField()
+    expected_saves = serializers.FloatField(help_text="Sum over treated of p(churn) x save rate.")
+    expected_revenue_kept = serializers.FloatField(help_text="Sum of p x save rate x monthly charges x horizon.")
+    offer_cost = serializers.FloatField(help_text="Sum of discount x monthly charges x offer months.")
+    expected_net = serializers.FloatField()
+    expected_saves_ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    expected_revenue_kept_ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    save_rate = serializers.FloatField()
+    save_rate_source = serializers.ChoiceField(choices=["measured uplift", "campaign prior", "default prior"])
+    small_sample = serializers.BooleanField(help_text="The measured uplift rests on fewer than 30 outcomes a group.")
 
 
 class EnrolSerializer(StrictSerializer):
@@ -180,6 +214,13 @@ def _effect_as_dict(effect: Effect) -> dict[str, Any]:
         "revenue_kept": _round(effect.revenue_kept, 2),
         "offer_cost": round(effect.offer_cost, 2),
         "net_value": _round(effect.net_value, 2),
+        "customers_saved_ci_95": None
+        if effect.saved_low is None
+        else {"low": _round(effect.saved_low, 2), "high": _round(effect.saved_high, 2)},
+        "revenue_kept_ci_95": None
+        if effect.revenue_low is None
+        else {"low": _round(effect.revenue_low, 2), "high": _round(effect.revenue_high, 2)},
+        "small_sample": effect.small_sample,
     }
 
 
@@ -231,6 +272,9 @@ class AssigneeResultSerializer(serializers.Serializer):
     revenue_kept = serializers.FloatField(allow_null=True)
     offer_cost = serializers.FloatField()
     net_value = serializers.FloatField(allow_null=True)
+    customers_saved_ci_95 = IntervalSerializer(allow_null=True)
+    revenue_kept_ci_95 = IntervalSerializer(allow_null=True)
+    small_sample = serializers.BooleanField(help_text="Either group has fewer than 30 known outcomes.")
     progress = serializers.DictField(child=serializers.IntegerField())
 
 
@@ -248,6 +292,9 @@ class EffectivenessSerializer(serializers.Serializer):
     revenue_kept = serializers.FloatField(allow_null=True)
     offer_cost = serializers.FloatField()
     net_value = serializers.FloatField(allow_null=True)
+    customers_saved_ci_95 = IntervalSerializer(allow_null=True)
+    revenue_kept_ci_95 = IntervalSerializer(allow_null=True)
+    small_sample = serializers.BooleanField(help_text="Either group has fewer than 30 known outcomes.")
     interval_method = serializers.CharField()
     confidence_level = serializers.FloatField()
     horizon_months = serializers.IntegerField()

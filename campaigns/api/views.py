@@ -5,12 +5,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from accounts.context import actor_for_request
 from accounts.models import Department
@@ -23,10 +24,18 @@ from campaigns.api.serializers import (
     EffectivenessSerializer,
     EnrolResultSerializer,
     EnrolSerializer,
+    PreviewSerializer,
     effectiveness_as_dict,
 )
+from campaigns.exports import CsvRenderer, csv_response, targets_csv_rows
 from campaigns.models import TargetNote
-from campaigns.selectors import campaign_effectiveness, campaign_list_with_counts, campaign_target_list
+from campaigns.selectors import (
+    campaign_audience,
+    campaign_effectiveness,
+    campaign_list_with_counts,
+    campaign_target_list,
+    projection_as_dict,
+)
 from campaigns.services import (
     CampaignError,
     CampaignSpec,
@@ -106,6 +115,20 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         campaign = self.get_queryset().get(pk=campaign.pk)
         return Response({**result.as_dict(), "campaign": CampaignSerializer(campaign).data})
 
+    @extend_schema(request=EnrolSerializer, responses=PreviewSerializer)
+    @action(detail=True, methods=["post"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        """What enrolling now would take and is expected to achieve; nothing is written.
+
+        The same selection as ``enrol`` (the rule, or expected value within the budget), with the
+        save rate the campaign measured, or else its prior, named in ``save_rate_source``.
+        """
+        campaign = self.get_object()
+        body = EnrolSerializer(data=request.data if request.data else {})
+        body.is_valid(raise_exception=True)
+        audience = campaign_audience(campaign=campaign, limit=body.validated_data["limit"])
+        return Response(projection_as_dict(audience))
+
     @extend_schema(request=None, responses=CampaignSerializer)
     @action(detail=True, methods=["post"])
     def close(self, request: Request, pk: str | None = None) -> Response:
@@ -117,15 +140,23 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             raise Http404 from None
         return Response(CampaignSerializer(self.get_queryset().get(pk=campaign.pk)).data)
 
-    @extend_schema(responses=CampaignTargetSerializer(many=True))
-    @action(detail=True, methods=["get"])
-    def targets(self, request: Request, pk: str | None = None) -> Response:
-        """The campaign's targets (filter by group, follow_up_status, outcome, assignee, unassigned, customer_id)."""
+    @extend_schema(
+        responses={(200, "application/json"): CampaignTargetSerializer(many=True), (200, "text/csv"): str},
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"], description="csv: download them all.")],
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[*api_settings.DEFAULT_RENDERER_CLASSES, CsvRenderer])
+    def targets(self, request: Request, pk: str | None = None) -> Any:
+        """The campaign's targets (filter by group, follow_up_status, outcome, assignee, unassigned, customer_id).
+
+        ``?format=csv`` downloads every matching target (not one page), cells guarded against formulas.
+        """
         campaign = self.get_object()
         qs = campaign_target_list(actor=actor_for_request(request)).filter(campaign=campaign)
         filtered = CampaignTargetFilter(request.query_params, queryset=qs)
         if not filtered.is_valid():
             raise ValidationError(dict(filtered.errors))
+        if request.accepted_renderer.format == "csv":
+            return csv_response(targets_csv_rows(filtered.qs), f"campaign-{campaign.pk}-targets.csv")
         page = self.paginate_queryset(_with_notes(filtered.qs))
         return self.get_paginated_response(CampaignTargetSerializer(page, many=True).data)
 

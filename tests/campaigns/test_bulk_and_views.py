@@ -1,0 +1,113 @@
+"""Bulk work on follow-ups, saved views and CSV exports from the staff pages."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import pytest
+
+from accounts.models import AuditLogEntry
+from campaigns.models import CampaignTarget, SavedView
+from tests.campaigns.factories import CampaignFactory, TargetFactory, scored_customer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def work(department, staff_user):
+    campaign = CampaignFactory(department=department, status="active", name="Bulk")
+    treated = [
+        TargetFactory(campaign=campaign, customer=scored_customer(f"BLK-{i}", 0.7 + i / 100), assignee=None)
+        for i in range(4)
+    ]
+    control = TargetFactory(campaign=campaign, customer=scored_customer("BLK-C", 0.9), group="control")
+    return campaign, treated, control
+
+
+def test_bulk_assign_and_reschedule_the_selected_follow_ups(client, staff_user, colleague, work):
+    _, treated, _ = work
+    client.force_login(staff_user)
+    chosen = [treated[0].pk, treated[1].pk]
+
+    response = client.post("/staff/follow-ups/bulk/", {
+        "scope": "selected", "targets": chosen, "assignee": str(colleague.pk), "due_date": "2027-01-15",
+        "follow_up_status": "contacted", "query": "assignee=unassigned",
+    })  # fmt: skip
+
+    assert response.status_code == 302
+    changed = CampaignTarget.objects.filter(pk__in=chosen)
+    assert {(t.assignee_id, t.due_date, t.follow_up_status) for t in changed} == {
+        (colleague.pk, date(2027, 1, 15), "contacted")
+    }
+    assert all(t.contacted_at is not None for t in changed)
+    untouched = CampaignTarget.objects.get(pk=treated[2].pk)
+    assert (untouched.assignee_id, untouched.follow_up_status) == (None, "to_do")
+    audited = AuditLogEntry.objects.filter(action__in=["campaign_target.assign", "campaign_target.bulk_update"])
+    assert {int(e.object_id) for e in audited} == set(chosen)
+
+
+def test_bulk_change_of_a_whole_filter_leaves_the_control_group_alone(client, staff_user, colleague, work):
+    _, treated, control = work
+    client.force_login(staff_user)
+
+    response = client.post("/staff/follow-ups/bulk/", {
+        "scope": "filter", "assignee": str(colleague.pk), "query": "assignee=unassigned&status=open",
+    }, follow=True)  # fmt: skip
+
+    assert "Changed 4 of 4 follow-ups." in response.content.decode()
+    assert set(CampaignTarget.objects.filter(assignee=colleague).values_list("pk", flat=True)) == {
+        t.pk for t in treated
+    }
+    control.refresh_from_db()
+    assert control.assignee_id is None
+
+
+def test_another_departments_follow_ups_cannot_be_changed_in_bulk(client, outsider, work):
+    _, treated, _ = work
+    client.force_login(outsider)
+
+    response = client.post("/staff/follow-ups/bulk/", {
+        "scope": "selected", "targets": [treated[0].pk], "follow_up_status": "contacted",
+    })  # fmt: skip
+
+    assert response.status_code == 404
+    assert CampaignTarget.objects.get(pk=treated[0].pk).follow_up_status == "to_do"
+
+
+def test_built_in_and_saved_views(client, staff_user, work):
+    client.force_login(staff_user)
+    page = client.get("/staff/follow-ups/").content.decode()
+    assert "My overdue" in page
+    assert "Unassigned high risk" in page
+
+    client.post("/staff/views/", {"name": "Fiber, mine", "query": "assignee=me&risk_level=high"})
+
+    view = SavedView.objects.get(user=staff_user)
+    assert (view.name, view.query) == ("Fiber, mine", "assignee=me&risk_level=high")
+    assert "Fiber, mine" in client.get("/staff/follow-ups/").content.decode()
+    unassigned = client.get("/staff/follow-ups/?assignee=unassigned&status=open&risk_level=high_critical&sort=risk")
+    assert unassigned.content.decode().count('class="card target') == 4
+    assert AuditLogEntry.objects.filter(action="saved_view.save").exists()
+
+
+def test_follow_ups_export_follows_the_filter_and_neutralises_cells(client, staff_user, work):
+    client.force_login(staff_user)
+
+    response = client.get("/staff/follow-ups/export.csv?assignee=unassigned")
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert sorted(r["customer_id"] for r in rows) == ["BLK-0", "BLK-1", "BLK-2", "BLK-3"]
+
+
+def test_campaign_exports_per_assignee(client, staff_user, work):
+    campaign, _, _ = work
+    client.force_login(staff_user)
+
+    response = client.get(f"/staff/campaigns/{campaign.pk}/assignees.csv")
+
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["assignee", "treated", "outcomes_known"]
+    assert rows[1][0] == "(unassigned)"
