@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, ApiKey, AuditLogEntry, AuditOutcome, Department
+from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, ApiKey, AuditLogEntry, AuditOutcome, Department, Membership
 
 KEY_PREFIX_MARK = "chp"
 
@@ -163,6 +166,82 @@ def api_key_forget_cached(*, department_id: int | None = None, key_ids: list[int
 
 def api_key_touch(*, key_id: int, ip: str | None) -> None:
     ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now(), last_used_ip=ip)
+
+
+# --- staff members -----------------------------------------------------------------------------
+
+STAFF_GROUP = "staff"  # members of this group use the staff pages (Django staff and superusers do too)
+
+
+class StaffMemberError(Exception):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class StaffMemberAdded:
+    user: Any
+    created: bool
+    password: str | None  # set only when one was generated, to be shown once
+
+
+@transaction.atomic
+def staff_member_add(
+    *,
+    username: str,
+    department_name: str,
+    actor: Actor,
+    email: str = "",
+    password: str | None = None,
+    generate_password: bool = True,
+) -> StaffMemberAdded:
+    """Make a user a staff member of a department in one step: the user, the "staff" group, the membership.
+
+    An existing user keeps their password unless one is given; a new user gets the given password or,
+    with generate_password, a random one returned once. They do not get Django's is_staff: the admin
+    stays for operators.
+    """
+    username = (username or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not username:
+        errors["username"] = ["A user name is required."]
+    department = Department.objects.filter(name=department_name).first()
+    if department is None:
+        errors["department"] = [f"No department named {department_name!r}."]
+    if errors:
+        raise StaffMemberError(errors)
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=username).first()
+    created = user is None
+    generated = None
+    if created:
+        user = user_model(username=username, email=email)
+        if password is None and generate_password:
+            password = generated = secrets.token_urlsafe(12)
+    if password is not None:
+        try:
+            validate_password(password, user)
+        except DjangoValidationError as exc:
+            raise StaffMemberError({"password": list(exc.messages)}) from None
+        user.set_password(password)
+    elif created:
+        user.set_unusable_password()
+    if email:
+        user.email = email
+    user.is_active = True
+    user.save()
+    group, _ = Group.objects.get_or_create(name=STAFF_GROUP)
+    user.groups.add(group)
+    Membership.objects.update_or_create(user=user, defaults={"department": department})
+    audit_record(
+        actor=actor,
+        action="staff_member.add",
+        obj=user,
+        department_id=department.pk,
+        details={"username": username, "created": created, "department": department.name},
+    )
+    return StaffMemberAdded(user=user, created=created, password=generated)
 
 
 # --- audit log ------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.authentication import client_ip
-from accounts.services import Actor, actor_for_user, audit_record
+from accounts.services import STAFF_GROUP, Actor, actor_for_user, audit_record
 from campaigns.models import CampaignStatus, CampaignTarget, RetentionCampaign, TargetNote
-from campaigns.selectors import STAFF_GROUP
 from campaigns.services import CampaignError, NotVisible, campaign_close, campaign_enrol, campaign_targets_assign
 
 

@@ -21,7 +21,7 @@ from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from accounts.services import Actor
+from accounts.services import STAFF_GROUP, Actor
 from campaigns import stats
 from campaigns.models import (
     OPEN_FOLLOW_UP_STATUSES,
@@ -39,7 +39,6 @@ from churn_platform import metrics
 from customers.models import Customer, Outcome
 from predictions.models import Prediction, RiskLevel, RiskTierAction
 
-STAFF_GROUP = "staff"
 HIGH_RISK_LEVELS = (RiskLevel.HIGH, RiskLevel.CRITICAL)
 HIGH_OR_CRITICAL = "high_critical"  # the follow-up filter's value for both levels together
 
