@@ -146,3 +146,39 @@ def progress_bar(segments: Sequence[tuple[str, float, str]], *, title: str) -> S
             )
         x += w
     return _svg(width, height, title, body, css="chart progress", aspect="none")
+
+
+def risk_trend(points: Sequence[tuple[str, float, str]], *, title: str) -> SafeString:
+    """Churn probability over time: one point per (date label, probability, risk level), oldest first.
+
+    The risk levels' bands (30%, 60%, 80%) are drawn behind the line, so a rise into a new level shows.
+    """
+    width, height, left, right, top, bottom = 560, 200, 36, 12, 10, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def y_of(p: float) -> float:
+        return top + plot_h * (1 - max(0.0, min(1.0, p)))
+
+    body = []
+    for cut in (0.3, 0.6, 0.8):
+        y = y_of(cut)
+        body.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{cut:.0%}</text>'
+        )
+    if not points:
+        return _svg(width, height, title, body)
+    step = plot_w / max(1, len(points) - 1)
+    coords = [(left + (i * step if len(points) > 1 else plot_w / 2), y_of(p)) for i, (_, p, _) in enumerate(points)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    body.append(f'<polyline class="trend" fill="none" points="{path}"/>')
+    for (label, p, level), (x, y) in zip(points, coords, strict=True):
+        body.append(
+            f'<circle class="dot {escape(level)}" cx="{x:.1f}" cy="{y:.1f}" r="4">'
+            f"<title>{escape(label)}: {escape(percent(p))} ({escape(level)})</title></circle>"
+        )
+    first, last = points[0][0], points[-1][0]
+    body.append(f'<text class="axis" x="{left}" y="{height - 6}">{escape(first)}</text>')
+    if len(points) > 1:
+        body.append(f'<text class="axis" x="{width - right}" y="{height - 6}" text-anchor="end">{escape(last)}</text>')
+    return _svg(width, height, title, body)

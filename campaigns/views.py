@@ -48,6 +48,7 @@ from campaigns.selectors import (
     campaign_target_get,
     campaign_target_list,
     customer_overview,
+    customer_timeline,
     follow_up_list,
     open_follow_ups,
     population_stats,
@@ -426,6 +427,12 @@ def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
         {
             "o": overview,
             "customer": overview.customer,
+            "timeline": customer_timeline(actor=actor, overview=overview),
+            "trend_chart": charts.risk_trend(
+                [(p.created_at.strftime("%d %b"), p.churn_probability, p.risk_level)
+                 for p in reversed(overview.predictions)],
+                title="Churn probability over time",
+            ),
             "cards": _cards(open_targets, staff),
             "today": timezone.localdate(),
             "status_classes": STATUS_CLASSES,

@@ -111,3 +111,36 @@ def test_campaign_exports_per_assignee(client, staff_user, work):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:3] == ["assignee", "treated", "outcomes_known"]
     assert rows[1][0] == "(unassigned)"
+
+
+def test_the_customer_timeline_puts_scores_events_outcomes_campaign_steps_and_notes_in_order(
+    client, staff_user, staff_actor, work
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.services import campaign_target_update
+    from customers.models import CustomerEvent, Outcome
+
+    _, treated, _ = work
+    target = treated[0]
+    customer = target.customer
+    CustomerEvent.objects.create(stream="crm", entry_id="1-0", event_type="payment.failed", status="applied",
+                                 customer=customer, customer_key=customer.customer_id,
+                                 occurred_at=timezone.now() - timedelta(hours=2), data={"amount": 42})
+    campaign_target_update(target_id=target.pk, actor=staff_actor, follow_up_status="contacted", note="Called her")
+    Outcome.objects.create(customer=customer, churned=False, observed_at=timezone.now() + timedelta(minutes=1),
+                           source="api")
+    client.force_login(staff_user)
+
+    body = client.get(f"/staff/customers/{customer.customer_id}/").content.decode()
+
+    timeline = body[body.index('data-role="timeline"'):]
+    first = {k: timeline.index(f'data-kind="{k}"') for k in ("outcome", "note", "campaign", "event", "prediction")}
+    # newest first: the outcome (a minute ahead), the note and status change (now), the score, the event (2 h ago)
+    assert first["outcome"] < min(first["note"], first["campaign"])
+    assert max(first["note"], first["campaign"]) < first["prediction"] < first["event"]
+    assert "Payment failed" in timeline
+    assert "follow up status to_do → contacted" in timeline
+    assert "Churn probability over time" in body
