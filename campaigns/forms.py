@@ -70,7 +70,24 @@ class CampaignForm(forms.Form):
         label="Budget: at most this much on offers", required=False, min_value=0, max_digits=12, decimal_places=2
     )
 
+    playbook = forms.CharField(
+        label="Playbook", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='One step a line, "day: what to do", e.g. "0: Call" then "2: Offer email". Empty: the '
+        "action's default steps.",
+    )
+
     department = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+
+    def clean_playbook(self) -> list[dict[str, Any]]:
+        steps = []
+        for number, line in enumerate((self.cleaned_data.get("playbook") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            day, sep, text = line.partition(":")
+            if not sep or not day.strip().isdigit():
+                raise forms.ValidationError(f'Line {number}: write "day: step", e.g. "2: Offer email".')
+            steps.append({"day": int(day.strip()), "step": text.strip()})
+        return steps
 
     def __init__(
         self,
@@ -113,6 +130,7 @@ class CampaignForm(forms.Form):
             save_rate_prior=data["save_rate_prior"] / 100 if data.get("save_rate_prior") is not None else None,
             budget_offers=data.get("budget_offers"),
             budget_money=data.get("budget_money"),
+            playbook=data.get("playbook") or [],
         )
 
 

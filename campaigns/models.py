@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from predictions.models import RiskLevel
 
@@ -21,6 +22,19 @@ class CampaignAction(models.TextChoices):
     PERSONAL_CALL = "personal_call", "Personal call"
     SATISFACTION_SURVEY = "satisfaction_survey", "Satisfaction survey"
     CUSTOM = "custom", "Custom action"
+
+
+# What staff do, step by step, for each action when a campaign sets no playbook of its own:
+# (day offset from enrolment, step). Short on purpose: a checklist, not a script.
+DEFAULT_PLAYBOOKS: dict[str, tuple[dict[str, object], ...]] = {
+    "discount": ({"day": 0, "step": "Call and present the offer"}, {"day": 2, "step": "Send the offer by email"},
+                 {"day": 14, "step": "Check in: offer taken?"}),
+    "personal_call": ({"day": 0, "step": "Personal call from customer success"},
+                      {"day": 7, "step": "Follow-up call"}),
+    "satisfaction_survey": ({"day": 0, "step": "Send the satisfaction survey"},
+                            {"day": 5, "step": "Call about the answers"}),
+    "custom": ({"day": 0, "step": "Do the campaign's action"},),
+}  # fmt: skip
 
 
 class CampaignSelection(models.TextChoices):
@@ -96,6 +110,11 @@ class RetentionCampaign(models.Model):
     projection = models.JSONField(
         default=dict, blank=True, help_text="What the last enrolment expected to achieve, to compare with the result."
     )
+    playbook = models.JSONField(
+        default=list, blank=True,
+        help_text='The action as a checklist: [{"day": 0, "step": "Call"}, {"day": 2, "step": "Offer email"}]; '
+        "empty: the action's default playbook.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -163,6 +182,10 @@ class RetentionCampaign(models.Model):
                 parts.append(f"{label} {value}")
         return ", ".join(parts) or "no rule"
 
+    def playbook_steps(self) -> list[dict[str, object]]:
+        """The campaign's checklist, or its action's default one."""
+        return list(self.playbook) or [dict(step) for step in DEFAULT_PLAYBOOKS.get(self.action, ())]
+
     def action_summary(self) -> str:
         if self.action == CampaignAction.DISCOUNT and self.discount_percent is not None:
             return f"{self.discount_percent.normalize():f}% discount for {self.offer_months} months"
@@ -227,6 +250,7 @@ class CampaignTarget(models.Model):
     qualifying_risk_level = models.CharField(max_length=8, choices=RiskLevel.choices)
     # Frozen at enrolment so that revenue kept and offer cost use the bill the customer had then.
     monthly_charges = models.FloatField()
+    steps_done = models.PositiveSmallIntegerField(default=0, help_text="Playbook steps ticked off, in order.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -265,6 +289,17 @@ class CampaignTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} in campaign {self.campaign_id} ({self.group})"
+
+    def next_step(self) -> dict[str, object] | None:
+        """The playbook step to do next, with its due date, or None when all are done (or held out)."""
+        if self.is_control:
+            return None
+        steps = self.campaign.playbook_steps()
+        if self.steps_done >= len(steps):
+            return None
+        step = steps[self.steps_done]
+        due = timezone.localdate(self.created_at) + timedelta(days=int(step["day"])) if self.created_at else None
+        return {"number": self.steps_done, "of": len(steps), "step": step["step"], "day": step["day"], "due": due}
 
     @property
     def is_control(self) -> bool:

@@ -173,6 +173,31 @@ class CampaignSpec:
     save_rate_prior: float | None = None
     budget_offers: int | None = None
     budget_money: Decimal | float | str | None = None
+    playbook: list[dict[str, Any]] | None = None
+
+
+PLAYBOOK_MAX_STEPS = 10
+
+
+def clean_playbook(value: Any) -> list[dict[str, Any]]:
+    """A checklist of {"day", "step"} in day order: days 0..365, a short text each, at most 10 steps."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise CampaignError({"playbook": ['Expected a list such as [{"day": 0, "step": "Call"}].']})
+    if len(value) > PLAYBOOK_MAX_STEPS:
+        raise CampaignError({"playbook": [f"At most {PLAYBOOK_MAX_STEPS} steps."]})
+    steps = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) - {"day", "step"}:
+            raise CampaignError({"playbook": [f'Step {i + 1}: expected {{"day": n, "step": "text"}}.']})
+        day, text = item.get("day"), str(item.get("step") or "").strip()
+        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 365:
+            raise CampaignError({"playbook": [f"Step {i + 1}: day must be a whole number from 0 to 365."]})
+        if not text or len(text) > 120:
+            raise CampaignError({"playbook": [f"Step {i + 1}: the step needs a text of at most 120 characters."]})
+        steps.append({"day": day, "step": text})
+    return sorted(steps, key=lambda s: s["day"])
 
 
 def _clean_selection(spec: CampaignSpec, errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -258,6 +283,11 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
     ):
         errors["owner"] = ["The owner must be an active staff member of the campaign's department."]
     selection = _clean_selection(spec, errors)
+    try:
+        playbook = clean_playbook(spec.playbook)
+    except CampaignError as exc:
+        errors.update(exc.errors)
+        playbook = []
     if errors:
         raise CampaignError(errors)
     return {
@@ -276,6 +306,7 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
         "horizon_months": spec.horizon_months,
         "offer_months": spec.offer_months,
         "follow_up_days": spec.follow_up_days,
+        "playbook": playbook,
         **selection,
     }
 
@@ -629,6 +660,52 @@ def campaign_targets_assign(*, target_ids: Iterable[int], assignee_id: int | Non
     for department_id, entries in changed.items():
         _audit_many(actor=actor, action="campaign_target.assign", department_id=department_id, entries=entries)
     return len(ids)
+
+
+@transaction.atomic
+def campaign_target_step_done(*, target_id: int, actor: Actor, step: int) -> CampaignTarget:
+    """Tick off the follow-up's next playbook step (given by its number, so a double click ticks once).
+
+    The first step done marks the customer contacted; the due date moves to the next step's day.
+    """
+    target = (
+        CampaignTarget.objects.select_for_update(of=("self",)).select_related("campaign", "customer")
+        .filter(pk=target_id).first()
+    )  # fmt: skip
+    if target is None:
+        raise NotVisible(target_id)
+    _require_visible(actor, target.campaign.department_id)
+    if target.is_control:
+        raise CampaignError({"step": ["Control-group customers are held out and are not contacted."]})
+    steps = target.campaign.playbook_steps()
+    if step != target.steps_done:
+        return target  # already ticked (a repeated click) or out of order: nothing changes
+    if step >= len(steps):
+        raise CampaignError({"step": ["Every step of this playbook is done."]})
+    now = timezone.now()
+    before = target.follow_up_status
+    target.steps_done = step + 1
+    if target.follow_up_status == FollowUpStatus.TO_DO:
+        target.follow_up_status = FollowUpStatus.CONTACTED
+    if target.contacted_at is None:
+        target.contacted_at = now
+    if target.steps_done < len(steps):
+        target.due_date = timezone.localdate(target.created_at) + timedelta(days=int(steps[target.steps_done]["day"]))
+    target.save(update_fields=["steps_done", "follow_up_status", "contacted_at", "due_date", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="campaign_target.step_done",
+        obj=target,
+        department_id=target.campaign.department_id,
+        details={
+            "campaign_id": target.campaign_id,
+            "customer_id": target.customer.customer_id,
+            "step": steps[step]["step"],
+            "changes": {"follow_up_status": [before, target.follow_up_status]} if before != target.follow_up_status
+            else {},
+        },
+    )
+    return target
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("views/", views.saved_view_create, name="saved-view-create"),
     path("views/<int:view_id>/delete/", views.saved_view_remove, name="saved-view-delete"),
     path("follow-ups/<int:target_id>/update/", views.follow_up_update, name="follow-up-update"),
+    path("follow-ups/<int:target_id>/step/", views.follow_up_step_done, name="follow-up-step"),
     path("session/", views.staff_session, name="session"),
     path("customers/", views.customer_search, name="customer-search"),
     path("customers/<str:customer_id>/", views.customer_detail, name="customer"),

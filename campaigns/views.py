@@ -65,6 +65,7 @@ from campaigns.services import (
     campaign_close,
     campaign_create,
     campaign_enrol,
+    campaign_target_step_done,
     campaign_target_update,
     campaign_targets_bulk_change,
     saved_view_delete,
@@ -363,6 +364,33 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
         return render(request, "staff/follow_up_edit.html", context, status=400)
     messages.success(request, f"Follow-up for {target.customer.customer_id} saved.")
     return HttpResponseRedirect(_safe_next(request, reverse("staff:customer", args=[target.customer.customer_id])))
+
+
+@require_POST
+@staff_required
+def follow_up_step_done(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Tick off a follow-up's next playbook step; htmx swaps the card, a plain POST goes back."""
+    actor = _actor(request)
+    target = campaign_target_get(actor=actor, target_id=target_id)
+    if target is None:
+        raise Http404("No such follow-up.")
+    errors: dict[str, list[str]] = {}
+    step = request.POST.get("step", "")
+    try:
+        campaign_target_step_done(target_id=target.pk, actor=actor, step=int(step) if step.isdigit() else -1)
+    except CampaignError as exc:
+        errors = exc.errors
+    except NotVisible:
+        raise Http404("No such follow-up.") from None
+    if _is_htmx(request):
+        staff = staff_by_department({target.campaign.department_id})
+        fresh = _with_recent_notes(with_current_risk(campaign_target_list(actor=actor))).get(pk=target.pk)
+        context = {"card": _cards([fresh], staff)[0], "errors": errors, "saved": not errors,
+                   "today": timezone.localdate(), "next": _safe_next(request, "")}  # fmt: skip
+        return render(request, "staff/_target_card.html", context)
+    for field, problems in errors.items():
+        messages.error(request, f"{field}: {' '.join(problems)}")
+    return HttpResponseRedirect(_safe_next(request, reverse("staff:follow-ups")))
 
 
 @require_http_methods(["GET", "POST"])

@@ -51,6 +51,9 @@ class CampaignSerializer(serializers.ModelSerializer):
     discount_percent = serializers.FloatField(allow_null=True)
     budget_money = serializers.FloatField(allow_null=True)
     projection = serializers.JSONField(help_text="What the enrolments expected (the preview's figures, summed).")
+    playbook = serializers.ListField(
+        source="playbook_steps", child=serializers.DictField(), help_text="The checklist staff follow (or the default)."
+    )
     counts = serializers.SerializerMethodField()
 
     class Meta:
@@ -58,7 +61,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         fields = (
             "id", "name", "goal", "department", "owner", "status", "target_rule", "action", "discount_percent",
             "action_details", "control_share", "start_date", "end_date", "horizon_months", "offer_months",
-            "follow_up_days", "selection", "save_rate_prior", "budget_offers", "budget_money", "projection",
+            "follow_up_days", "playbook", "selection", "save_rate_prior", "budget_offers", "budget_money", "projection",
             "counts", "enrolled_at", "closed_at", "created_at", "updated_at",
         )  # fmt: skip
         read_only_fields = fields
@@ -100,6 +103,10 @@ class CampaignCreateSerializer(StrictSerializer):
     budget_offers = serializers.IntegerField(required=False, allow_null=True, default=None)
     budget_money = serializers.DecimalField(
         max_digits=12, decimal_places=2, required=False, allow_null=True, default=None
+    )
+    playbook = serializers.ListField(
+        child=serializers.DictField(), required=False, default=list,
+        help_text='Steps with their day offset: [{"day": 0, "step": "Call"}]; empty: the action\'s default.',
     )
 
 
@@ -160,6 +167,14 @@ class QualifyingPredictionSerializer(serializers.Serializer):
     risk_level = serializers.CharField(source="qualifying_risk_level")
 
 
+class NextStepSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="0-based: steps done so far.")
+    of = serializers.IntegerField()
+    step = serializers.CharField()
+    day = serializers.IntegerField()
+    due = serializers.DateField(allow_null=True)
+
+
 class CampaignTargetSerializer(serializers.ModelSerializer):
     """One follow-up: the customer, its group, who handles it, its status, outcome and notes."""
 
@@ -168,12 +183,14 @@ class CampaignTargetSerializer(serializers.ModelSerializer):
     assignee = serializers.CharField(source="assignee.username", default=None)
     qualifying_prediction = QualifyingPredictionSerializer(source="*")
     notes = NoteSerializer(many=True)
+    next_step = NextStepSerializer(allow_null=True, help_text="The playbook step to do next; null when done.")
 
     class Meta:
         model = CampaignTarget
         fields = (
             "id", "campaign", "customer_id", "group", "assignee", "follow_up_status", "due_date", "contacted_at",
-            "outcome", "outcome_source", "outcome_at", "qualifying_prediction", "monthly_charges", "notes",
+            "outcome", "outcome_source", "outcome_at", "qualifying_prediction", "monthly_charges", "steps_done",
+            "next_step", "notes",
             "created_at", "updated_at",
         )  # fmt: skip
         read_only_fields = fields

@@ -144,3 +144,43 @@ def test_the_customer_timeline_puts_scores_events_outcomes_campaign_steps_and_no
     assert "Payment failed" in timeline
     assert "follow up status to_do → contacted" in timeline
     assert "Churn probability over time" in body
+
+
+def test_a_playbook_step_by_step_with_the_next_step_on_each_follow_up(client, staff_user, department, key_client):
+    from campaigns.models import RetentionCampaign
+
+    client.force_login(staff_user)
+    response = client.post("/staff/campaigns/new/", {
+        "name": "Playbook", "action": "discount", "discount_percent": "15", "target_risk_levels": ["high"],
+        "control_share": "0", "start_date": "2026-12-01", "horizon_months": "12", "offer_months": "3",
+        "follow_up_days": "7", "playbook": "0: Call\n2: Offer email\n14: Check-in",
+    })  # fmt: skip
+    campaign = RetentionCampaign.objects.get(name="Playbook")
+    assert response.status_code == 302
+    assert campaign.playbook == [{"day": 0, "step": "Call"}, {"day": 2, "step": "Offer email"},
+                                 {"day": 14, "step": "Check-in"}]  # fmt: skip
+    campaign.status = "active"
+    campaign.save()
+    target = TargetFactory(campaign=campaign, customer=scored_customer("PB-1", 0.7), assignee=staff_user)
+
+    page = client.get("/staff/follow-ups/").content.decode()
+    assert "Next step 1 of 3: <strong>Call</strong>" in page
+
+    client.post(f"/staff/follow-ups/{target.pk}/step/", {"step": "0"}, HTTP_HX_REQUEST="true")
+    card = client.post(f"/staff/follow-ups/{target.pk}/step/", {"step": "0"}, HTTP_HX_REQUEST="true")  # a 2nd click
+
+    target.refresh_from_db()
+    assert target.steps_done == 1  # the repeated click ticked nothing more
+    assert target.follow_up_status == "contacted"
+    assert "Next step 2 of 3: <strong>Offer email</strong>" in card.content.decode()
+    api = key_client.get(f"/api/v1/campaign-targets/{target.pk}/").json()
+    assert api["next_step"]["step"] == "Offer email"
+    assert AuditLogEntry.objects.filter(action="campaign_target.step_done", object_id=str(target.pk)).count() == 1
+
+
+def test_a_campaign_without_a_playbook_follows_its_actions_default(key_client, department):
+    campaign = CampaignFactory(department=department, action="personal_call", discount_percent=None)
+
+    body = key_client.get(f"/api/v1/campaigns/{campaign.pk}/").json()
+
+    assert [s["step"] for s in body["playbook"]] == ["Personal call from customer success", "Follow-up call"]
