@@ -350,3 +350,18 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user_id})"
+
+
+class DigestPreference(models.Model):
+    """Whether a staff member gets the daily digest e-mail, and when the last one went out."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="digest_preference")
+    daily_digest = models.BooleanField(default=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+
+    def __str__(self) -> str:
+        return f"digest for {self.user_id}: {'on' if self.daily_digest else 'off'}"

@@ -46,3 +46,12 @@ def refresh_population_stats() -> str:
     from campaigns.selectors import population_stats_refresh
 
     return population_stats_refresh().computed_at.isoformat()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+             max_retries=3)  # fmt: skip
+def send_daily_digests() -> int:
+    """E-mail each staff member their digest (beat, daily); one already sent in the last 20 hours is not resent."""
+    from campaigns.digest import digests_send
+
+    return digests_send()

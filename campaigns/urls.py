@@ -16,6 +16,7 @@ urlpatterns = [
     path("follow-ups/<int:target_id>/update/", views.follow_up_update, name="follow-up-update"),
     path("follow-ups/<int:target_id>/step/", views.follow_up_step_done, name="follow-up-step"),
     path("session/", views.staff_session, name="session"),
+    path("settings/", views.staff_settings, name="settings"),
     path("customers/", views.customer_search, name="customer-search"),
     path("customers/<str:customer_id>/", views.customer_detail, name="customer"),
     path("campaigns/", views.campaigns, name="campaigns"),

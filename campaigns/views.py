@@ -32,9 +32,18 @@ from accounts.authentication import client_ip
 from accounts.models import Department
 from accounts.services import Actor, actor_for_user
 from campaigns import charts
+from campaigns.digest import digest_preference_set
 from campaigns.exports import assignee_csv_rows, csv_response, targets_csv_rows
 from campaigns.forms import BulkFollowUpForm, CampaignForm, EnrolForm, FollowUpFilterForm, FollowUpForm
-from campaigns.models import CampaignStatus, CampaignTarget, FollowUpStatus, TargetGroup, TargetNote, TargetOutcome
+from campaigns.models import (
+    CampaignStatus,
+    CampaignTarget,
+    DigestPreference,
+    FollowUpStatus,
+    TargetGroup,
+    TargetNote,
+    TargetOutcome,
+)
 from campaigns.selectors import (
     FollowUpFilters,
     assignable_users,
@@ -391,6 +400,19 @@ def follow_up_step_done(request: HttpRequest, target_id: int) -> HttpResponse:
     for field, problems in errors.items():
         messages.error(request, f"{field}: {' '.join(problems)}")
     return HttpResponseRedirect(_safe_next(request, reverse("staff:follow-ups")))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def staff_settings(request: HttpRequest) -> HttpResponse:
+    """A staff member's own settings: the daily digest e-mail on or off."""
+    if request.method == "POST":
+        enabled = request.POST.get("daily_digest") == "on"
+        digest_preference_set(user=request.user, enabled=enabled)
+        messages.success(request, "Daily digest " + ("on." if enabled else "off: no more digest e-mails."))
+        return HttpResponseRedirect(reverse("staff:settings"))
+    pref = DigestPreference.objects.filter(user=request.user).first()
+    return render(request, "staff/settings.html", {"daily_digest": pref.daily_digest if pref else True})
 
 
 @require_http_methods(["GET", "POST"])

@@ -342,6 +342,18 @@ if PRODUCTION:
 # bundled hand-computed campaign measured 0.20.
 CAMPAIGN_SAVE_RATE_PRIOR = env.float("CAMPAIGN_SAVE_RATE_PRIOR", default=0.10)
 
+# --- E-MAIL (the staff's daily digest) --------------------------------------------------------------
+
+# EMAIL_URL (django-environ: smtp+tls://user:pass@host:587) in production; the console backend prints
+# the mail elsewhere, so `make run` shows a digest without a mail server.
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="churn-platform@localhost")
+# The address staff open the pages at, for the links in e-mails.
+STAFF_BASE_URL = env.str("STAFF_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 # --- INTERNATIONALISATION AND STATIC FILES --------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
