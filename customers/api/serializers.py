@@ -124,3 +124,14 @@ class OutcomeInputSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
         return super().to_internal_value(data)
+
+
+class BulkOutcomesSerializer(serializers.Serializer):
+    outcomes = OutcomeInputSerializer(many=True)
+
+
+class BulkOutcomesResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField(help_text="Observations recorded before with the other churned value.")
+    unchanged = serializers.IntegerField(help_text="Observations recorded before with the same value: nothing written.")
+    rejected = RejectedRowSerializer(many=True)
