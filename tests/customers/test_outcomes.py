@@ -300,3 +300,13 @@ def test_the_receiver_queues_a_task_and_falls_back_in_process_without_a_broker(f
         receivers.settle_follow_ups("customers", outcomes=[RecordedOutcome("OC-1", True, observed)], source="api")
     follow_up.refresh_from_db()
     assert follow_up.outcome == "churned"
+
+
+def test_openapi_documents_the_bulk_outcomes_endpoint(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    post = schema["paths"]["/api/v1/outcomes/bulk/"]["post"]
+    request = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert schema["components"]["schemas"][request]["properties"]["outcomes"]["type"] == "array"
+    response = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = set(schema["components"]["schemas"][response]["properties"])
+    assert fields == {"created", "updated", "unchanged", "rejected"}
