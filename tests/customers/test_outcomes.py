@@ -13,7 +13,6 @@ import uuid
 from datetime import timedelta
 from unittest import mock
 
-import psycopg2
 import pytest
 import redis
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -30,6 +29,7 @@ from customers.services import OutcomeInput, outcomes_record
 from customers.signals import RecordedOutcome, outcomes_recorded
 from tests.campaigns.factories import CampaignFactory, TargetFactory, scored_customer
 from tests.customers.ingestion.conftest import telco, telco_csv
+from tests.customers.ingestion.test_sources import MAPPING, pg_insert, pg_source_db, source_row  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -64,16 +64,20 @@ def assert_settled(key_client, target, outcome: str) -> None:  # type: ignore[no
     assert body["treatment"]["churned" if outcome == "churned" else "retained"] == 1
 
 
-def test_post_outcomes_settles_the_follow_up_after_commit(
-    key_client, follow_up, events, django_capture_on_commit_callbacks
-):
-    observed = timezone.now()
+def post_outcome(key_client, observed, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
     with django_capture_on_commit_callbacks(execute=True):
-        response = key_client.post(
+        return key_client.post(
             "/api/v1/outcomes/",
             {"customer_id": "OC-1", "churned": True, "observed_at": observed.isoformat()},
             format="json",
         )
+
+
+def test_post_outcomes_settles_the_follow_up_after_commit(
+    key_client, follow_up, events, django_capture_on_commit_callbacks
+):
+    observed = timezone.now()
+    response = post_outcome(key_client, observed, django_capture_on_commit_callbacks)
     assert response.status_code == 201
     assert_settled(key_client, follow_up, "churned")
     assert events == [("api", [RecordedOutcome("OC-1", True, observed)])]
@@ -82,12 +86,7 @@ def test_post_outcomes_settles_the_follow_up_after_commit(
     assert entry.object_id == str(Outcome.objects.get().pk)
 
     # the same observation again: 200, nothing written, no event
-    with django_capture_on_commit_callbacks(execute=True):
-        again = key_client.post(
-            "/api/v1/outcomes/",
-            {"customer_id": "OC-1", "churned": True, "observed_at": observed.isoformat()},
-            format="json",
-        )
+    again = post_outcome(key_client, observed, django_capture_on_commit_callbacks)
     assert again.status_code == 200
     assert len(events) == 1
 
@@ -182,33 +181,22 @@ def test_a_files_churn_column_settles_the_follow_up(
     assert len(events) == 2
 
 
-@pytest.fixture
-def crm_db():  # type: ignore[no-untyped-def]
-    name = f"churn_outcomes_src_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=name)
-    row = telco("OC-1", Churn="No")
-    columns = list(row)
-    with conn, conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE crm ({', '.join(f'{c} text' for c in columns)})")
-        cur.execute(f"INSERT INTO crm VALUES ({', '.join(['%s'] * len(columns))})", [row[c] for c in columns])
-    yield name
-    conn.close()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
-
-
 def test_a_data_sources_label_column_settles_the_follow_up(
-    key_client, follow_up, crm_db, events, django_capture_on_commit_callbacks
+    key_client,
+    follow_up,
+    pg_source_db,  # noqa: F811 - the fixture, imported from test_sources
+    events,
+    django_capture_on_commit_callbacks,
 ):
+    name, conn = pg_source_db
+    pg_insert(conn, [source_row("OC-1")])
+    with conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE crm_customers ADD COLUMN churn text")
+        cur.execute("UPDATE crm_customers SET churn = 'No'")
     source = data_source_save(
         source=DataSource(
-            name="crm", kind=SourceKind.POSTGRESQL, host="127.0.0.1", database=crm_db, username="postgres",
-            query="SELECT * FROM crm", page_size=10,
+            name="crm", kind=SourceKind.POSTGRESQL, host="127.0.0.1", database=name, username="postgres",
+            query="SELECT * FROM crm_customers", column_mapping={**MAPPING, "churn": "churned"}, page_size=10,
         ),
         actor=SYSTEM,
     )  # fmt: skip
