@@ -151,7 +151,11 @@ def _file_layout(upload: UploadedFile) -> _FileLayout:
 
 def _ids_from_file(upload: UploadedFile, layout: _FileLayout) -> list[str]:
     upload.seek(0)
-    frame = pd.read_csv(upload, dtype=str, keep_default_na=False, sep=layout.delimiter, encoding="utf-8-sig")
+    try:
+        frame = pd.read_csv(upload, dtype=str, keep_default_na=False, sep=layout.delimiter, encoding="utf-8-sig",
+                            encoding_errors="replace")  # fmt: skip
+    except pd.errors.ParserError as exc:  # a list of ids has no rows to keep apart: say what is wrong with it
+        raise BatchJobInputError({"file": [f"The list of customer ids cannot be read as CSV: {exc}"]}) from None
     ids = [cid for cid in frame.iloc[:, 0].str.strip().tolist() if cid]
     return _clean_ids(ids)
 

@@ -303,6 +303,13 @@ def test_a_broken_quote_line_is_reported_and_the_rest_of_the_file_is_scored(
     assert scored.get(customer_id="Q-1").inputs["tenure_months"] == 20
 
 
+def test_an_unreadable_list_of_ids_is_refused_with_the_reason(active_version):
+    upload = SimpleUploadedFile("ids.csv", b'customer_id\nC-1\n"C-2\nC-3\n')
+    with pytest.raises(BatchJobInputError) as caught:
+        batch_job_create(scope=BatchJobScope.FILE, upload=upload)
+    assert "cannot be read as CSV" in caught.value.errors["file"][0]
+
+
 def test_a_json_file_is_refused_with_where_to_send_it(active_version):
     upload = SimpleUploadedFile("x.json", b'[{"customer_id": "A"}]')
     with pytest.raises(BatchJobInputError) as caught:
