@@ -235,6 +235,9 @@ def outcomes_record(
     written = OutcomesWritten()
     last: dict[tuple[str, datetime, str], int] = {}
     for i, item in enumerate(outcomes):
+        if "," in item.customer_id:  # never a stored customer (the contract's id pattern has no comma)
+            written.unknown.append(i)
+            continue
         key = (item.customer_id, item.observed_at, item.source)
         if key in last:
             written.superseded[last[key]] = i
@@ -243,7 +246,8 @@ def outcomes_record(
     if rows:
         store = _outcomes_store_postgres if connection.vendor == "postgresql" else _outcomes_store_portable
         store(outcomes, rows, written, recorded_by=actor.label[:200], only_changes=only_changes)
-    written.unchanged = len(rows) - written.created - written.updated - len(written.unknown)
+    stored = written.created + written.updated
+    written.unchanged = len(outcomes) - len(written.superseded) - len(written.unknown) - stored
     single = len(outcomes) == 1 and written.outcome_ids
     audit_record(
         actor=actor,
@@ -272,15 +276,20 @@ def outcomes_record(
     return written
 
 
-# Outcomes per statement: 5,000 x 4 array parameters stay small and each statement well under a second.
-_OUTCOME_BATCH = 5_000
-# One statement per batch: join the items to their customers (unknown ones come back with a null
-# outcome id), leave out labels equal to the latest outcome when asked, insert or update the rest.
+# Outcomes per statement: each statement well under a second, its parameters a few hundred kB.
+_OUTCOME_BATCH = 20_000
+# One statement per batch. The items travel as a few strings split in the database (customer ids
+# hold no comma: the contract's id pattern) and the distinct times and sources as small arrays
+# indexed per item, so a 100,000-label chunk costs no per-item parameter adaptation in Python.
+# Items are joined to their customers (unknown ones come back with a null outcome id), labels
+# equal to the latest outcome are left out when asked, and the rest are inserted or updated.
 _OUTCOMES_UPSERT = """
 WITH v AS (
-    SELECT v.idx, c.id AS pk, v.customer_id, v.churned, v.observed_at, v.source
-    FROM unnest(%(idx)s::int4[], %(ids)s::text[], %(churned)s::bool[], %(observed)s::timestamptz[], %(sources)s::text[])
-         AS v(idx, customer_id, churned, observed_at, source)
+    SELECT v.idx::int4 AS idx, c.id AS pk, v.churned = '1' AS churned,
+           (%(times)s::timestamptz[])[v.t::int4] AS observed_at, (%(sources)s::text[])[v.s::int4] AS source
+    FROM unnest(string_to_array(%(idx)s, ','), string_to_array(%(ids)s, ','), string_to_array(%(churned)s, ','),
+                string_to_array(%(t)s, ','), string_to_array(%(s)s, ','))
+         AS v(idx, customer_id, churned, t, s)
     LEFT JOIN customers_customer c ON c.customer_id = v.customer_id
 ), w AS (
     INSERT INTO customers_outcome (customer_id, churned, observed_at, source, recorded_by, created_at, updated_at)
@@ -307,14 +316,19 @@ def _outcomes_store_postgres(
         for start in range(0, len(rows), _OUTCOME_BATCH):
             batch = rows[start : start + _OUTCOME_BATCH]
             items = [outcomes[i] for i in batch]
+            times: dict[datetime, int] = {}
+            sources: dict[str, int] = {}
             cursor.execute(
                 _OUTCOMES_UPSERT,
                 {
-                    "idx": batch,
-                    "ids": [o.customer_id for o in items],
-                    "churned": [bool(o.churned) for o in items],
-                    "observed": [o.observed_at for o in items],
-                    "sources": [o.source for o in items],
+                    "idx": ",".join(map(str, batch)),
+                    "ids": ",".join(o.customer_id for o in items),
+                    "churned": ",".join("1" if o.churned else "0" for o in items),
+                    # PostgreSQL arrays count from 1
+                    "t": ",".join(str(times.setdefault(o.observed_at, len(times) + 1)) for o in items),
+                    "s": ",".join(str(sources.setdefault(o.source, len(sources) + 1)) for o in items),
+                    "times": list(times),
+                    "sources": list(sources),
                     "by": recorded_by,
                     "now": now,
                     "only_changes": only_changes,

@@ -104,6 +104,7 @@ def test_bulk_outcomes_store_the_valid_items_and_report_the_rest(
         {"customer_id": "OC-2", "churned": "perhaps", "observed_at": now.isoformat()},
         "not an object",
         {"customer_id": "OC-1", "churned": False, "observed_at": now.isoformat()},
+        {"customer_id": "OC-1,OC-2", "churned": True, "observed_at": now.isoformat()},
     ]
     with django_capture_on_commit_callbacks(execute=True):
         response = key_client.post("/api/v1/outcomes/bulk/", {"outcomes": items}, format="json")
@@ -111,7 +112,8 @@ def test_bulk_outcomes_store_the_valid_items_and_report_the_rest(
     body = response.json()
     assert (body["created"], body["updated"], body["unchanged"]) == (2, 0, 0)
     rejected = {r["index"]: r for r in body["rejected"]}
-    assert sorted(rejected) == [0, 2, 3, 4]
+    assert sorted(rejected) == [0, 2, 3, 4, 6]
+    assert rejected[6]["errors"] == {"customer_id": ["No customer with this customer_id."]}
     assert "index 5" in rejected[0]["errors"]["observed_at"][0]
     assert rejected[2] == {"index": 2, "customer_id": "NOBODY",
                            "errors": {"customer_id": ["No customer with this customer_id."]}}  # fmt: skip
@@ -123,7 +125,7 @@ def test_bulk_outcomes_store_the_valid_items_and_report_the_rest(
     assert source == "bulk"
     assert sorted((o.customer_id, o.churned) for o in outcomes) == [("OC-1", False), ("OC-2", True)]
     entry = AuditLogEntry.objects.get(action="outcome.bulk_record")
-    assert (entry.details["created"], entry.details["rejected"], entry.details["channel"]) == (2, 2, "bulk")
+    assert (entry.details["created"], entry.details["rejected"], entry.details["channel"]) == (2, 3, "bulk")
 
     # a repeated observation: same value -> unchanged, the other value -> updated
     with django_capture_on_commit_callbacks(execute=True):
