@@ -25,6 +25,7 @@ from customers.api.serializers import (
     CustomerSerializer,
     OutcomeInputSerializer,
     OutcomeSerializer,
+    outcome_items,
 )
 from customers.models import Outcome
 from customers.selectors import customer_list
@@ -115,19 +116,11 @@ class OutcomeBulkView(APIView):
     @extend_schema(request=BulkOutcomesSerializer, responses=BulkOutcomesResultSerializer)
     def post(self, request: Request) -> Response:
         items = require_record_list(request.data, key="outcomes", limit=settings.BULK_MAX_RECORDS)
-        rejected: dict[int, dict[str, Any]] = {}
-        valid: list[OutcomeInput] = []
-        positions: list[int] = []  # input index of each valid item
-        for i, item in enumerate(items):
-            body = OutcomeInputSerializer(data=item)
-            if not isinstance(item, dict):
-                rejected[i] = {"non_field_errors": ["Expected a JSON object."]}
-            elif not body.is_valid():
-                rejected[i] = body.errors
-            else:
-                valid.append(OutcomeInput(**body.validated_data))
-                positions.append(i)
-        written = outcomes_record(outcomes=valid, channel="bulk", actor=actor_for_request(request))
+        checked, rejected = outcome_items(items)
+        positions = [i for i, _ in checked]  # input index of each valid item
+        written = outcomes_record(
+            outcomes=[OutcomeInput(**data) for _, data in checked], channel="bulk", actor=actor_for_request(request)
+        )
         for k in written.unknown:
             rejected[positions[k]] = {"customer_id": ["No customer with this customer_id."]}
         for k, later in written.superseded.items():
