@@ -812,12 +812,14 @@ def saved_view_delete(*, user: Any, view_id: int, actor: Actor) -> bool:
 
 
 @transaction.atomic
+@transaction.atomic
 def campaign_targets_apply_outcomes(*, customer_ids: Sequence[str], actor: Actor = SYSTEM) -> int:
     """Fill targets' outcomes from the customers' recorded outcomes; returns how many changed.
 
     The latest outcome observed at or after a customer's enrolment decides: churned or retained.
     An outcome observed before the enrolment says nothing about the campaign and is ignored.
-    Called by the outcome-recording services (customers.services) in their transaction.
+    Run by the apply_recorded_outcomes task that the outcomes_recorded event queues
+    (campaigns.receivers); applying it twice changes nothing.
     """
     ids = list(dict.fromkeys(customer_ids))
     if len(ids) > OUTCOME_BATCH_SIZE:

@@ -36,7 +36,7 @@ from customers.models import (
     QuarantinedRow,
     SourceKind,
 )
-from customers.services import customer_upsert
+from customers.services import customer_upsert, outcome_record
 
 # Events one click processes in the request; a long-running consume_events does the rest.
 STREAM_DRAIN_EVENTS = 10_000
@@ -171,9 +171,21 @@ class OutcomeAdmin(admin.ModelAdmin):
     raw_id_fields = ("customer",)
     readonly_fields = ("recorded_by", "created_at", "updated_at")
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An observation is recorded, not edited: a correction is a new outcome (or the same
+        # observation recorded again with the other value), through the one outcome service.
+        return False
+
     def save_model(self, request: HttpRequest, obj: Outcome, form: Any, change: bool) -> None:
-        obj.recorded_by = _actor(request).label[:200]
-        super().save_model(request, obj, form, change)
+        saved, _ = outcome_record(
+            customer_id=obj.customer.customer_id,
+            churned=obj.churned,
+            observed_at=obj.observed_at,
+            source=obj.source,
+            channel="admin",
+            actor=_actor(request),
+        )
+        obj.pk = saved.pk
 
 
 # --- ingestion ------------------------------------------------------------------------------

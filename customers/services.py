@@ -1,4 +1,4 @@
-"""Writes for customers and outcomes.
+"""Writes for customers and outcomes (outcomes_record is the one path every outcome takes).
 
 All paths (single API upsert, bulk upsert, file import) take records already validated by
 churn_ml.schema, so the contract's rules live in one place.
@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml.record import RecordCheck
 from churn_ml.schema import FIELD_ORDER, ValidationResult
 from customers.models import Customer, Outcome
+from customers.signals import RecordedOutcome, outcomes_recorded
 
 # Rows per INSERT statement: 1,000 rows x 26 columns stays far below SQLite's and PostgreSQL's
 # parameter limits and measured fastest with bulk_create here.
@@ -181,48 +182,234 @@ class UnknownCustomer(Exception):
     pass
 
 
+# --- outcomes -------------------------------------------------------------------------------
+#
+# Every outcome, whatever brought it (POST outcomes/, outcomes/bulk/, a file or data source's
+# churn labels, a stream event, the admin), is written by outcomes_record: stored, audited in the
+# same transaction, and announced once after commit with the outcomes_recorded event, to which
+# campaigns (follow-ups) and the model registry (live accuracy) subscribe.
+
+OUTCOME_CHANNELS = frozenset({"api", "bulk", "file", "source", "stream", "admin"})
+
+
+class OutcomeInput(NamedTuple):
+    customer_id: str
+    churned: bool
+    observed_at: datetime  # aware
+    source: str  # Outcome.source: who observed it ("crm", "api", "<file>:<sha>", "stream:<name>")
+
+
+@dataclass
+class OutcomesWritten:
+    """What outcomes_record did, by input index: stored, unchanged, or refused."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    unknown: list[int] = field(default_factory=list)  # indexes whose customer is not stored
+    superseded: dict[int, int] = field(default_factory=dict)  # earlier index -> the later one that replaced it
+    recorded: list[RecordedOutcome] = field(default_factory=list)  # created or updated, as announced
+    outcome_ids: dict[int, int] = field(default_factory=dict)  # index -> Outcome pk, for created and updated
+
+
 @transaction.atomic
-def outcome_record(
-    *, customer_id: str, churned: bool, observed_at: datetime, source: str, actor: Actor = SYSTEM
-) -> tuple[Outcome, bool]:
-    """Record what happened to a customer; the same observation recorded twice is updated, not doubled."""
-    customer = Customer.objects.filter(customer_id=customer_id).first()
-    if customer is None:
-        raise UnknownCustomer(customer_id)
-    outcome, created = Outcome.objects.update_or_create(
-        customer=customer,
-        observed_at=observed_at,
-        source=source,
-        defaults={"churned": churned, "recorded_by": actor.label},
-    )
+def outcomes_record(
+    *,
+    outcomes: Sequence[OutcomeInput],
+    channel: str,
+    actor: Actor = SYSTEM,
+    only_changes: bool = False,
+    audit_details: dict[str, Any] | None = None,
+) -> OutcomesWritten:
+    """Store outcomes, write one audit entry and, after commit, send one ``outcomes_recorded`` event.
+
+    An observation is one (customer, observed_at, source). Recording it again with the same
+    ``churned`` is counted as unchanged and writes nothing; with the other value it is updated.
+    Within one call the last item for an observation wins and earlier ones are reported as
+    superseded. ``only_changes`` (ingestion's rule for churn labels) also counts as unchanged a
+    label equal to the customer's latest recorded outcome, so re-importing a file adds nothing.
+    Items naming a customer that is not stored are reported in ``unknown`` and not written.
+    """
+    if channel not in OUTCOME_CHANNELS:
+        raise ValueError(f"Unknown outcome channel {channel!r}")
+    written = OutcomesWritten()
+    last: dict[tuple[str, datetime, str], int] = {}
+    for i, item in enumerate(outcomes):
+        if "," in item.customer_id:  # never a stored customer (the contract's id pattern has no comma)
+            written.unknown.append(i)
+            continue
+        key = (item.customer_id, item.observed_at, item.source)
+        if key in last:
+            written.superseded[last[key]] = i
+        last[key] = i
+    rows = list(last.values())
+    if rows:
+        store = _outcomes_store_postgres if connection.vendor == "postgresql" else _outcomes_store_portable
+        store(outcomes, rows, written, recorded_by=actor.label[:200], only_changes=only_changes)
+    stored = written.created + written.updated
+    written.unchanged = len(outcomes) - len(written.superseded) - len(written.unknown) - stored
+    single = len(outcomes) == 1 and written.outcome_ids
     audit_record(
         actor=actor,
-        action="outcome.record",
-        obj=outcome,
-        details={"customer_id": customer_id, "churned": churned, "observed_at": observed_at.isoformat()},
+        action="outcome.record" if len(outcomes) == 1 else "outcome.bulk_record",
+        object_type="customers.outcome",
+        object_id=next(iter(written.outcome_ids.values())) if single else "",
+        details={
+            "channel": channel,
+            **(
+                {"customer_id": outcomes[0].customer_id, "churned": outcomes[0].churned,
+                 "observed_at": outcomes[0].observed_at.isoformat()}
+                if len(outcomes) == 1 else {}
+            ),
+            "created": written.created,
+            "updated": written.updated,
+            "unchanged": written.unchanged,
+            "rejected": len(written.unknown) + len(written.superseded),
+            **(audit_details or {}),
+        },
+    )  # fmt: skip
+    if written.recorded:
+        recorded = list(written.recorded)
+        transaction.on_commit(
+            lambda: outcomes_recorded.send(sender="customers", outcomes=recorded, source=channel), robust=True
+        )
+    return written
+
+
+# Outcomes per statement: each statement well under a second, its parameters a few hundred kB.
+_OUTCOME_BATCH = 20_000
+# One statement per batch. The items travel as a few strings split in the database (customer ids
+# hold no comma: the contract's id pattern) and the distinct times and sources as small arrays
+# indexed per item, so a 100,000-label chunk costs no per-item parameter adaptation in Python.
+# Items are joined to their customers (unknown ones come back with a null outcome id), labels
+# equal to the latest outcome are left out when asked, and the rest are inserted or updated.
+_OUTCOMES_UPSERT = """
+WITH v AS (
+    SELECT v.idx::int4 AS idx, c.id AS pk, v.churned = '1' AS churned,
+           (%(times)s::timestamptz[])[v.t::int4] AS observed_at, (%(sources)s::text[])[v.s::int4] AS source
+    FROM unnest(string_to_array(%(idx)s, ','), string_to_array(%(ids)s, ','), string_to_array(%(churned)s, ','),
+                string_to_array(%(t)s, ','), string_to_array(%(s)s, ','))
+         AS v(idx, customer_id, churned, t, s)
+    LEFT JOIN customers_customer c ON c.customer_id = v.customer_id
+), w AS (
+    INSERT INTO customers_outcome (customer_id, churned, observed_at, source, recorded_by, created_at, updated_at)
+    SELECT pk, churned, observed_at, source, %(by)s, %(now)s, %(now)s FROM v
+    WHERE pk IS NOT NULL AND (NOT %(only_changes)s OR (
+        SELECT o.churned FROM customers_outcome o WHERE o.customer_id = v.pk
+        ORDER BY o.observed_at DESC, o.id DESC LIMIT 1) IS DISTINCT FROM v.churned)
+    ON CONFLICT (customer_id, observed_at, source) DO UPDATE
+        SET churned = EXCLUDED.churned, recorded_by = EXCLUDED.recorded_by, updated_at = EXCLUDED.updated_at
+        WHERE customers_outcome.churned IS DISTINCT FROM EXCLUDED.churned
+    RETURNING id, customer_id, observed_at, source, (xmax = 0) AS created
+)
+SELECT v.idx, v.pk IS NULL, w.id, w.created
+FROM v LEFT JOIN w ON w.customer_id = v.pk AND w.observed_at = v.observed_at AND w.source = v.source
+WHERE v.pk IS NULL OR w.id IS NOT NULL
+"""
+
+
+def _outcomes_store_postgres(
+    outcomes: Sequence[OutcomeInput], rows: list[int], written: OutcomesWritten, *, recorded_by: str, only_changes: bool
+) -> None:
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _OUTCOME_BATCH):
+            batch = rows[start : start + _OUTCOME_BATCH]
+            items = [outcomes[i] for i in batch]
+            times: dict[datetime, int] = {}
+            sources: dict[str, int] = {}
+            cursor.execute(
+                _OUTCOMES_UPSERT,
+                {
+                    "idx": ",".join(map(str, batch)),
+                    "ids": ",".join(o.customer_id for o in items),
+                    "churned": ",".join("1" if o.churned else "0" for o in items),
+                    # PostgreSQL arrays count from 1
+                    "t": ",".join(str(times.setdefault(o.observed_at, len(times) + 1)) for o in items),
+                    "s": ",".join(str(sources.setdefault(o.source, len(sources) + 1)) for o in items),
+                    "times": list(times),
+                    "sources": list(sources),
+                    "by": recorded_by,
+                    "now": now,
+                    "only_changes": only_changes,
+                },
+            )
+            for idx, unknown, outcome_id, created in cursor.fetchall():
+                _count(written, outcomes, idx, unknown=unknown, outcome_id=outcome_id, created=created)
+
+
+def _outcomes_store_portable(
+    outcomes: Sequence[OutcomeInput], rows: list[int], written: OutcomesWritten, *, recorded_by: str, only_changes: bool
+) -> None:
+    """The same rules through the ORM, for SQLite (``make run``)."""
+    for start in range(0, len(rows), _OUTCOME_BATCH):
+        batch = rows[start : start + _OUTCOME_BATCH]
+        pks = dict(
+            Customer.objects.filter(customer_id__in={outcomes[i].customer_id for i in batch}).values_list(
+                "customer_id", "pk"
+            )
+        )
+        latest: dict[int, bool] = {}
+        stored: dict[tuple[int, datetime, str], tuple[int, bool]] = {}
+        for pk, customer_pk, observed_at, source, churned in (
+            Outcome.objects.filter(customer_id__in=list(pks.values()))
+            .order_by("customer_id", "-observed_at", "-pk")
+            .values_list("pk", "customer_id", "observed_at", "source", "churned")
+        ):
+            latest.setdefault(customer_pk, churned)
+            stored[customer_pk, observed_at, source] = (pk, churned)
+        for i in batch:
+            item = outcomes[i]
+            customer_pk = pks.get(item.customer_id)
+            if customer_pk is None:
+                _count(written, outcomes, i, unknown=True)
+                continue
+            if only_changes and latest.get(customer_pk) == item.churned:
+                continue
+            before = stored.get((customer_pk, item.observed_at, item.source))
+            if before is None:
+                outcome = Outcome.objects.create(
+                    customer_id=customer_pk, churned=item.churned, observed_at=item.observed_at,
+                    source=item.source, recorded_by=recorded_by,
+                )  # fmt: skip
+                _count(written, outcomes, i, outcome_id=outcome.pk, created=True)
+            elif before[1] != item.churned:
+                Outcome.objects.filter(pk=before[0]).update(
+                    churned=item.churned, recorded_by=recorded_by, updated_at=timezone.now()
+                )
+                _count(written, outcomes, i, outcome_id=before[0], created=False)
+
+
+def _count(
+    written: OutcomesWritten,
+    outcomes: Sequence[OutcomeInput],
+    i: int,
+    *,
+    unknown: bool = False,
+    outcome_id: int | None = None,
+    created: bool = False,
+) -> None:
+    if unknown:
+        written.unknown.append(i)
+        return
+    item = outcomes[i]
+    written.created += int(created)
+    written.updated += int(not created)
+    written.outcome_ids[i] = outcome_id or 0
+    written.recorded.append(RecordedOutcome(item.customer_id, bool(item.churned), item.observed_at))
+
+
+def outcome_record(
+    *, customer_id: str, churned: bool, observed_at: datetime, source: str, channel: str = "api", actor: Actor = SYSTEM
+) -> tuple[Outcome, bool]:
+    """Record one outcome through outcomes_record; returns (outcome, created). Raises UnknownCustomer."""
+    with transaction.atomic():
+        written = outcomes_record(
+            outcomes=[OutcomeInput(customer_id, churned, observed_at, source)], channel=channel, actor=actor
+        )
+        if written.unknown:
+            raise UnknownCustomer(customer_id)
+    outcome = Outcome.objects.select_related("customer").get(
+        customer__customer_id=customer_id, observed_at=observed_at, source=source
     )
-    # A recorded outcome also settles the customer's campaign follow-ups, in this same transaction.
-    from campaigns.services import campaign_targets_apply_outcomes
-
-    campaign_targets_apply_outcomes(customer_ids=[customer_id], actor=actor)
-    return outcome, created
-
-
-def outcomes_bulk_record(*, labels: dict[str, bool], observed_at: datetime, source: str) -> int:
-    """Record many outcomes at once (file imports); an observation already stored is updated."""
-    ids = dict(Customer.objects.filter(customer_id__in=list(labels)).values_list("customer_id", "pk"))
-    objs = [
-        Outcome(customer_id=pk, churned=labels[cid], observed_at=observed_at, source=source, recorded_by=source)
-        for cid, pk in ids.items()
-    ]
-    Outcome.objects.bulk_create(
-        objs,
-        batch_size=WRITE_BATCH_SIZE,
-        update_conflicts=True,
-        unique_fields=["customer", "observed_at", "source"],
-        update_fields=["churned", "updated_at"],
-    )
-    from campaigns.services import campaign_targets_apply_outcomes
-
-    campaign_targets_apply_outcomes(customer_ids=list(ids))
-    return len(objs)
+    return outcome, written.created == 1

@@ -40,9 +40,11 @@ from django.db.models.functions import Cast, NullIf
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
-from churn_ml.schema import CUSTOMER_ID_PATTERN, RECORD_FIELDS, TELCO_COLUMNS, validate_columns
+from churn_ml.schema import CUSTOMER_ID_PATTERN, RECORD_FIELDS, validate_columns
 from churn_platform import metrics
 from churn_platform.db import copy_supported, relaxed_commit
+from customers.ingestion.readers import Chunk, open_file_reader
+from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
 from customers.models import Customer
 from modelregistry.loader import ModelUnavailable, active_model, load_version
 from modelregistry.models import ModelVersion
@@ -116,43 +118,44 @@ def _clean_ids(customer_ids: Any) -> list[str]:
 @dataclass(frozen=True)
 class _FileLayout:
     delimiter: str
-    columns: dict[str, str]  # file column -> contract field
     ids_only: bool
+    details: dict[str, Any]  # the ingestion reader's description of the file (format, columns, layout)
 
 
 def _file_layout(upload: UploadedFile) -> _FileLayout:
-    """Read the header: the contract's field names, the Telco layout, or a single id column."""
+    """Read the header: a single id column, or records read by the ingestion reader (contract or Telco layout)."""
     upload.seek(0)
-    head = upload.read(64 * 1024)
+    sample = upload.read(SAMPLE_BYTES)
     upload.seek(0)
-    if b"\x00" in head:
-        raise BatchJobInputError({"file": ["This is not a text file."]})
     try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = head.decode("latin-1")
-    first = text.splitlines()[0] if text.strip() else ""
-    if not first:
-        raise BatchJobInputError({"file": ["The file is empty."]})
-    delimiter = max(",;\t|", key=first.count)
-    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
-    if len(header) == 1 and header[0] in _ID_HEADERS:
-        return _FileLayout(delimiter, {header[0]: "customer_id"}, ids_only=True)
-    if "customerID" in header:
-        columns = {h: TELCO_COLUMNS[h] for h in header if h in TELCO_COLUMNS}
-    else:
-        columns = {h: h for h in header if h in RECORD_FIELDS}
-    if "customer_id" not in columns.values():
+        fmt = sniff(sample)
+    except FileRejected as exc:
+        raise BatchJobInputError({"file": [str(exc)]}) from None
+    if fmt.kind != "csv":
         raise BatchJobInputError({"file": [
-            "The header needs a customer_id column (or customerID in the Telco layout); "
-            f"found {', '.join(header[:25]) or 'nothing'}."
-        ]})
-    return _FileLayout(delimiter, columns, ids_only=False)
+            "Batch jobs read CSV files: records in the contract's or the Telco layout, or one customer_id column. "
+            "Send JSON records to POST predictions/batch/ or POST ingestions/."
+        ]})  # fmt: skip
+    first = sample[fmt.bom_bytes :].decode(fmt.encoding, errors="replace").splitlines()[0]
+    header = [h.strip() for h in next(csv.reader([first], delimiter=fmt.delimiter), [])]
+    if len(header) == 1 and header[0] in _ID_HEADERS:
+        return _FileLayout(fmt.delimiter, ids_only=True, details={})
+    try:
+        reader = open_file_reader(upload, size=upload.size, chunk_rows=settings.BATCH_CHUNK_SIZE)
+    except FileRejected as exc:
+        raise BatchJobInputError({"file": [str(exc)]}) from None
+    finally:
+        upload.seek(0)
+    return _FileLayout(fmt.delimiter, ids_only=False, details=reader.details)
 
 
 def _ids_from_file(upload: UploadedFile, layout: _FileLayout) -> list[str]:
     upload.seek(0)
-    frame = pd.read_csv(upload, dtype=str, keep_default_na=False, sep=layout.delimiter, encoding="utf-8-sig")
+    try:
+        frame = pd.read_csv(upload, dtype=str, keep_default_na=False, sep=layout.delimiter, encoding="utf-8-sig",
+                            encoding_errors="replace")  # fmt: skip
+    except pd.errors.ParserError as exc:  # a list of ids has no rows to keep apart: say what is wrong with it
+        raise BatchJobInputError({"file": [f"The list of customer ids cannot be read as CSV: {exc}"]}) from None
     ids = [cid for cid in frame.iloc[:, 0].str.strip().tolist() if cid]
     return _clean_ids(ids)
 
@@ -217,7 +220,7 @@ def batch_job_create(
     if scope == BatchJobScope.FILE and upload is not None:
         upload.seek(0)
         job.input_file.save(f"job-{job.pk}.csv", upload, save=False)
-        job.details = {"delimiter": layout.delimiter, "columns": layout.columns} if layout else {}
+        job.details = {"file": layout.details} if layout else {}
         job.save(update_fields=["input_file", "details", "updated_at"])
     audit_record(actor=actor, action="batch_job.create", obj=job, details={
         "scope": scope, "origin": origin, "model_version": model.version, "filters": clean_filters,
@@ -370,50 +373,69 @@ def _part_name(job: BatchJob, index: int) -> str:
 
 
 def _plan_file(job: BatchJob) -> tuple[list[BatchChunk], list[dict[str, Any]], int]:
-    """Split the uploaded file into parts of chunk_size rows (streamed: memory does not grow with the file).
+    """Split the uploaded file into parts of chunk_size rows, read by the ingestion reader (streamed).
 
-    A customer_id seen again is rejected (its first row is scored): a job scores each customer once.
+    As in ingestion, a line that cannot be read (a quote left open, a wrong number of fields) is
+    rejected with its line number and the reason, and the rest of the file is read; and the last
+    row of a customer wins, earlier ones rejected as superseded: a job scores each customer once.
+    Two passes: the first finds each customer's last line, the second writes the parts.
     """
-    columns: dict[str, str] = job.details.get("columns", {})
-    delimiter = job.details.get("delimiter", ",")
-    seen: set[str] = set()
+    last: dict[str, int] = {}
+    for chunk in _file_chunks(job):
+        last.update(zip(_chunk_ids(chunk), chunk.lines.tolist(), strict=True))
+    last.pop("", None)
     rejected: list[dict[str, Any]] = []
     rejected_count = 0
-    chunks = []
-    with job.input_file.open("rb") as raw:
-        reader = pd.read_csv(
-            raw, dtype=str, keep_default_na=False, sep=delimiter, encoding="utf-8-sig", usecols=list(columns),
-            chunksize=job.chunk_size, encoding_errors="replace",
-        )
-        line = 2  # the header is line 1
-        for part in reader:
-            part = part.rename(columns=columns)
-            part.insert(0, "line", np.arange(line, line + len(part)))
-            line += len(part)
-            ids = part["customer_id"].str.strip()
-            keep = np.ones(len(part), dtype=bool)
-            for i, cid in enumerate(ids.tolist()):
-                if not cid:
-                    continue
-                if cid in seen:
-                    keep[i] = False
-                    rejected_count += 1
-                    if len(rejected) < MAX_REJECTED_SAMPLE:
-                        rejected.append({"line": int(part["line"].iat[i]), "customer_id": cid, "errors": {
-                            "customer_id": ["Duplicate customer_id in the file; its first row is scored."]}})
-                else:
-                    seen.add(cid)
-            part = part[keep]
-            if part.empty:
-                continue
+    chunks: list[BatchChunk] = []
+    pending: list[pd.DataFrame] = []
+
+    def reject(row: dict[str, Any]) -> None:
+        nonlocal rejected_count
+        rejected_count += 1
+        if len(rejected) < MAX_REJECTED_SAMPLE:
+            rejected.append(row)
+
+    def write_parts(final: bool) -> None:
+        rows = sum(len(p) for p in pending)
+        while rows >= job.chunk_size or (final and rows):
+            frame = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            part, rest = frame.iloc[: job.chunk_size], frame.iloc[job.chunk_size :]
+            pending[:] = [rest] if len(rest) else []
+            rows = len(rest)
             index = len(chunks)
             name = _part_name(job, index)
             if default_storage.exists(name):
                 default_storage.delete(name)
             default_storage.save(name, io.BytesIO(part.to_csv(index=False).encode()))
             chunks.append(BatchChunk(job=job, index=index, part_name=name, size=len(part)))
-    del seen
+
+    for chunk in _file_chunks(job):
+        for bad in chunk.malformed:
+            reject({"line": bad.line, "customer_id": bad.customer_id, "errors": bad.errors})
+        ids = _chunk_ids(chunk)
+        lines = chunk.lines.tolist()
+        keep = np.array([not cid or last[cid] == line for cid, line in zip(ids, lines, strict=True)], dtype=bool)
+        for i in np.flatnonzero(~keep):
+            reject({"line": lines[i], "customer_id": ids[i], "errors": {
+                "customer_id": [f"Appears again on line {last[ids[i]]}; that later row was used."]}})  # fmt: skip
+        if keep.any():
+            columns = {name: np.asarray(pd.Series(col).astype(str), dtype=object)[keep]
+                       for name, col in chunk.columns.items()}  # fmt: skip
+            pending.append(pd.DataFrame({"line": np.asarray(chunk.lines)[keep], **columns}))
+            write_parts(final=False)
+    if pending:
+        write_parts(final=True)
+    rejected.sort(key=lambda r: r["line"])
     return chunks, rejected, rejected_count
+
+
+def _file_chunks(job: BatchJob) -> Iterator[Chunk]:
+    with job.input_file.open("rb") as raw:
+        yield from open_file_reader(raw, size=job.input_file.size, chunk_rows=job.chunk_size).chunks()
+
+
+def _chunk_ids(chunk: Chunk) -> list[str]:
+    return [str(cid).strip() for cid in chunk.columns["customer_id"]]
 
 
 # --- score one chunk --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.fields import SkipField, empty
 
 from churn_ml.schema import FIELD_ORDER
 from customers.models import Customer, CustomerEvent, EventStatus, Outcome
@@ -124,3 +125,44 @@ class OutcomeInputSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
         return super().to_internal_value(data)
+
+
+def outcome_items(items: list[Any]) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, dict[str, list[str]]]]:
+    """Validate bulk outcome items with OutcomeInputSerializer's fields: ([(index, data)], {index: errors}).
+
+    The fields are bound once and run item by item: a serializer instance per item deep-copies its
+    fields, which made 10,000 items take seconds.
+    """
+    fields = OutcomeInputSerializer().fields
+    names = set(fields)
+    valid: list[tuple[int, dict[str, Any]]] = []
+    rejected: dict[int, dict[str, list[str]]] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejected[i] = {"non_field_errors": ["Expected a JSON object."]}
+            continue
+        errors: dict[str, list[str]] = {name: ["Unknown field."] for name in sorted(set(item) - names)}
+        data: dict[str, Any] = {}
+        for name, field in fields.items():
+            try:
+                data[name] = field.run_validation(item.get(name, empty))
+            except serializers.ValidationError as exc:
+                errors[name] = [str(m) for m in exc.detail]
+            except SkipField:
+                continue
+        if errors:
+            rejected[i] = errors
+        else:
+            valid.append((i, data))
+    return valid, rejected
+
+
+class BulkOutcomesSerializer(serializers.Serializer):
+    outcomes = OutcomeInputSerializer(many=True)
+
+
+class BulkOutcomesResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField(help_text="Observations recorded before with the other churned value.")
+    unchanged = serializers.IntegerField(help_text="Observations recorded before with the same value: nothing written.")
+    rejected = RejectedRowSerializer(many=True)

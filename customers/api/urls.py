@@ -11,5 +11,6 @@ router.register("data-sources", ingestion_views.DataSourceViewSet, basename="dat
 
 urlpatterns = [
     path("customers/bulk/", views.CustomerBulkView.as_view(), name="customer-bulk"),
+    path("outcomes/bulk/", views.OutcomeBulkView.as_view(), name="outcome-bulk"),
     path("", include(router.urls)),
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -15,16 +17,26 @@ from churn_platform.api import require_object, require_record_list, row_errors
 from customers.api.filters import CustomerFilter
 from customers.api.serializers import (
     BulkCustomersSerializer,
+    BulkOutcomesResultSerializer,
+    BulkOutcomesSerializer,
     BulkResultSerializer,
     CustomerDetailSerializer,
     CustomerRecordSerializer,
     CustomerSerializer,
     OutcomeInputSerializer,
     OutcomeSerializer,
+    outcome_items,
 )
 from customers.models import Outcome
 from customers.selectors import customer_list
-from customers.services import UnknownCustomer, customer_upsert, customers_bulk_upsert, outcome_record
+from customers.services import (
+    OutcomeInput,
+    UnknownCustomer,
+    customer_upsert,
+    customers_bulk_upsert,
+    outcome_record,
+    outcomes_record,
+)
 
 
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -88,9 +100,48 @@ class OutcomeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         body = OutcomeInputSerializer(data=require_object(request.data))
         body.is_valid(raise_exception=True)
         try:
-            outcome, created = outcome_record(**body.validated_data, actor=actor_for_request(request))
+            outcome, created = outcome_record(**body.validated_data, channel="api", actor=actor_for_request(request))
         except UnknownCustomer:
             raise ValidationError({"customer_id": ["No customer with this customer_id."]}) from None
         return Response(
             OutcomeSerializer(outcome).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+class OutcomeBulkView(APIView):
+    """Record up to 10,000 outcomes; valid items are stored even when others are rejected."""
+
+    required_scopes = {"POST": "customers:write"}
+
+    @extend_schema(request=BulkOutcomesSerializer, responses=BulkOutcomesResultSerializer)
+    def post(self, request: Request) -> Response:
+        items = require_record_list(request.data, key="outcomes", limit=settings.BULK_MAX_RECORDS)
+        checked, rejected = outcome_items(items)
+        positions = [i for i, _ in checked]  # input index of each valid item
+        written = outcomes_record(
+            outcomes=[OutcomeInput(**data) for _, data in checked], channel="bulk", actor=actor_for_request(request)
+        )
+        for k in written.unknown:
+            rejected[positions[k]] = {"customer_id": ["No customer with this customer_id."]}
+        for k, later in written.superseded.items():
+            rejected[positions[k]] = {
+                "observed_at": [
+                    f"The same observation appears again later in this batch (index {positions[later]}); "
+                    "the later item was used."
+                ]
+            }
+        return Response(
+            {
+                "created": written.created,
+                "updated": written.updated,
+                "unchanged": written.unchanged,
+                "rejected": [
+                    {"index": i, "customer_id": _given_id(items[i]), "errors": rejected[i]} for i in sorted(rejected)
+                ],
+            }
+        )
+
+
+def _given_id(item: Any) -> str | None:
+    value = item.get("customer_id") if isinstance(item, dict) else None
+    return value[:64] if isinstance(value, str) else None

@@ -26,7 +26,7 @@ import math
 import queue
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from accounts.services import SYSTEM
 from churn_ml.schema import (
     BOOL_FIELDS,
     ENUM_FIELDS,
@@ -61,7 +62,9 @@ from customers.models import (
     QuarantinedRow,
     QuarantineReason,
     RunStatus,
+    SourceKind,
 )
+from customers.services import OutcomeInput, outcomes_record
 
 logger = logging.getLogger(__name__)
 
@@ -490,12 +493,9 @@ class Pipeline:
                     now=now,
                     want_ids=self.rescore,
                     watch=list(prepared.cross),
-                    labels=prepared.labels,
-                    label_known=prepared.label_known,
-                    observed_at=self.observed_at,
-                    outcome_source=self.outcome_source,
                 )
             )
+            recorded = self._record_labels(prepared)
             deltas = {
                 "read": prepared.read,
                 "created": outcome.created,
@@ -503,7 +503,7 @@ class Pipeline:
                 "unchanged": outcome.unchanged,
                 "rejected": len(prepared.quarantine),
             }
-            sums_delta = dict(prepared.sums, outcomes=outcome.outcomes)
+            sums_delta = dict(prepared.sums, outcomes=recorded)
             quarantine = prepared.quarantine + self._superseded_across(prepared, outcome, deltas, sums_delta)
             for row in quarantine:
                 row.run_id = self.run.pk
@@ -542,6 +542,29 @@ class Pipeline:
             self._finished.add(prepared.index)
             self._advance()
             self._lock.notify_all()
+
+    def _record_labels(self, prepared: Prepared) -> int:
+        """The chunk's churn labels, through the one outcome service: a label equal to the
+        customer's latest outcome records nothing. Returns how many outcomes were written."""
+        labels, known = prepared.labels, prepared.label_known
+        if labels is None or known is None or self.observed_at is None or prepared.result is None:
+            return 0
+        rows = prepared.rows[known[prepared.rows]]
+        if not len(rows):
+            return 0
+        ids = prepared.result.columns["customer_id"][rows]
+        observed_at, source = self.observed_at, self.outcome_source
+        written = outcomes_record(
+            outcomes=[
+                OutcomeInput(cid, churned, observed_at, source)
+                for cid, churned in zip(ids.tolist(), labels[rows].tolist(), strict=True)
+            ],
+            channel="file" if self.run.source_kind == SourceKind.FILE else "source",
+            actor=replace(SYSTEM, department_id=self.run.department_id),
+            only_changes=True,
+            audit_details={"run_id": str(self.run.pk), "chunk": prepared.index, "source": source},
+        )
+        return written.created + written.updated
 
     def _superseded_across(
         self, prepared: Prepared, outcome: WriteOutcome, deltas: dict[str, int], sums: dict[str, Any]

@@ -1,4 +1,5 @@
-"""Storing a validated chunk: customers upserted, outcomes recorded, counted by what changed.
+"""Storing a validated chunk of customers, counted by what changed (its churn labels are
+recorded by customers.services.outcomes_record, in the same transaction).
 
 On PostgreSQL the chunk is copied into a temporary staging table with binary COPY and merged
 with one ``INSERT ... ON CONFLICT (customer_id) DO UPDATE ... WHERE <row differs>``: rows it
@@ -8,9 +9,6 @@ table first. The COPY buffer is built with numpy: every column is fixed width (e
 their code, nulls as NaN or code 0), customer ids grouped by length, so a 100,000-row chunk is
 encoded in a few milliseconds. Elsewhere (SQLite for ``make run``) the ORM path of
 customers.services does the same job more slowly.
-
-Outcomes (a churn label per row) are recorded only when they differ from the customer's latest
-recorded outcome, so re-ingesting the same labels adds nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import numpy as np
 from django.db import IntegrityError, connection, transaction
 
 from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, FIELD_ORDER, ValidationResult
-from customers.models import Customer, Outcome
+from customers.models import Customer
 from customers.services import customers_upsert_validated
 
 # Ids per query when the ORM path looks customers up; SQLite allows 32,766 parameters.
@@ -39,7 +37,6 @@ class WriteOutcome:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    outcomes: int = 0
     changed_ids: list[str] = field(default_factory=list)
     watched: dict[str, str] = field(default_factory=dict)  # customer_id -> created / updated / unchanged
     before: dict[str, dict[str, Any]] = field(default_factory=dict)  # watched customers as stored before
@@ -47,7 +44,7 @@ class WriteOutcome:
 
 @dataclass
 class ChunkWrite:
-    """What a writer stores: ``rows`` of ``result`` (each customer once), with their labels."""
+    """What a writer stores: ``rows`` of ``result`` (each customer once)."""
 
     result: ValidationResult
     rows: np.ndarray
@@ -56,10 +53,6 @@ class ChunkWrite:
     now: datetime
     want_ids: bool = False
     watch: Collection[str] = ()
-    labels: np.ndarray | None = None  # per row of result; meaningful where label_known
-    label_known: np.ndarray | None = None
-    observed_at: datetime | None = None
-    outcome_source: str = ""
 
 
 def stored_before(ids: Collection[str]) -> dict[str, dict[str, Any]]:
@@ -100,46 +93,7 @@ class PortableWriter:
             out.watched = {
                 cid: "created" if cid in created else "updated" if cid in updated else "unchanged" for cid in job.watch
             }
-        if job.labels is not None and job.observed_at is not None:
-            out.outcomes = self._outcomes(job)
         return out
-
-    def _outcomes(self, job: ChunkWrite) -> int:
-        labels, known = job.labels, job.label_known
-        assert labels is not None
-        assert known is not None
-        ids = job.result.columns["customer_id"]
-        pairs = [(ids[i], bool(labels[i])) for i in job.rows if known[i]]
-        written = 0
-        for start in range(0, len(pairs), _LOOKUP_BATCH):
-            batch = pairs[start : start + _LOOKUP_BATCH]
-            pks = dict(Customer.objects.filter(customer_id__in=[c for c, _ in batch]).values_list("customer_id", "pk"))
-            latest: dict[int, bool] = {}
-            for customer_pk, churned in (
-                Outcome.objects.filter(customer_id__in=list(pks.values()))
-                .order_by("customer_id", "-observed_at", "-pk")
-                .values_list("customer_id", "churned")
-            ):
-                latest.setdefault(customer_pk, churned)
-            objs = [
-                Outcome(
-                    customer_id=pks[cid],
-                    churned=churned,
-                    observed_at=job.observed_at,
-                    source=job.outcome_source,
-                    recorded_by=job.outcome_source,
-                )
-                for cid, churned in batch
-                if cid in pks and latest.get(pks[cid]) != churned
-            ]
-            Outcome.objects.bulk_create(
-                objs,
-                update_conflicts=True,
-                unique_fields=["customer", "observed_at", "source"],
-                update_fields=["churned", "updated_at"],
-            )
-            written += len(objs)
-        return written
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -155,7 +109,6 @@ _STAGE_COLUMNS = (
     ("tenure_months", "int2"),
     *((name, "int2") for name in _ENUMS),
     *((name, "float8") for name in _NUMBERS),
-    ("churned", "int2"),
 )
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _COPY_TRAILER = b"\xff\xff"
@@ -205,60 +158,22 @@ up AS (SELECT * FROM fresh UNION ALL SELECT * FROM merged)
 _UPSERT_ALL = f"up AS ({_ROWS} {_MERGE})"
 # A bulk load of new customers: no per-row lookup at all. The first existing customer makes it fail.
 _INSERT_ALL = f"fresh AS ({_ROWS} RETURNING id, customer_id, true AS created), up AS (SELECT * FROM fresh)"  # noqa: S608
-# Outcomes: a label is recorded when it differs from the customer's latest outcome. A customer
-# the upsert just created has none, so its label is a plain INSERT; the others are compared with
-# their latest outcome, unchanged customers found one by one through the customer_id index.
-_OUTCOME_COLUMNS = "customers_outcome (customer_id, churned, observed_at, source, recorded_by, created_at, updated_at)"
-_OUTCOME_VALUES = "%(observed_at)s, %(outcome_source)s, %(outcome_source)s, %(now)s, %(now)s"
-_OUTCOMES = f"""
-, first_labels AS (
-    INSERT INTO {_OUTCOME_COLUMNS}
-    SELECT up.id, s.churned = 1, {_OUTCOME_VALUES}
-    FROM up JOIN {_STAGE} s ON s.customer_id = up.customer_id
-    WHERE up.created AND s.churned >= 0
-    RETURNING 1
-), changed_labels AS (
-    INSERT INTO {_OUTCOME_COLUMNS}
-    SELECT x.id, x.churned, {_OUTCOME_VALUES}
-    FROM (
-        SELECT up.id, s.churned = 1 AS churned
-        FROM up JOIN {_STAGE} s ON s.customer_id = up.customer_id
-        WHERE NOT up.created AND s.churned >= 0
-        UNION ALL
-        SELECT (SELECT c.id FROM customers_customer c WHERE c.customer_id = s.customer_id), s.churned = 1
-        FROM {_STAGE} s
-        WHERE s.churned >= 0 AND NOT EXISTS (SELECT 1 FROM up WHERE up.customer_id = s.customer_id)
-    ) x
-    WHERE (SELECT o.churned FROM customers_outcome o WHERE o.customer_id = x.id
-           ORDER BY o.observed_at DESC, o.id DESC LIMIT 1) IS DISTINCT FROM x.churned
-    ON CONFLICT (customer_id, observed_at, source) DO UPDATE
-        SET churned = EXCLUDED.churned, updated_at = EXCLUDED.updated_at
-        WHERE customers_outcome.churned IS DISTINCT FROM EXCLUDED.churned
-    RETURNING 1
-)
-"""  # noqa: S608
 
 
-def _statement(upsert: str, *, outcomes: bool) -> str:
-    """One statement per chunk: the upsert, the outcomes (as data-modifying CTEs), and the counts."""
-    recorded = "(SELECT count(*) FROM first_labels) + (SELECT count(*) FROM changed_labels)" if outcomes else "0"
+def _statement(upsert: str) -> str:
+    """One statement per chunk: the upsert (as a data-modifying CTE) and the counts."""
     return f"""
-WITH {upsert}{_OUTCOMES if outcomes else ""}
+WITH {upsert}
 SELECT (SELECT count(*) FROM up WHERE created),
        (SELECT count(*) FROM up WHERE NOT created),
        (SELECT array_agg(customer_id) FROM up WHERE created AND customer_id = ANY(%(watch)s)),
        (SELECT array_agg(customer_id) FROM up WHERE NOT created AND customer_id = ANY(%(watch)s)),
-       CASE WHEN %(want_ids)s THEN (SELECT array_agg(customer_id) FROM up) END,
-       {recorded}
+       CASE WHEN %(want_ids)s THEN (SELECT array_agg(customer_id) FROM up) END
 """  # noqa: S608
 
 
 _UPSERTS = {"insert": _INSERT_ALL, "split": _UPSERT_SPLIT, "merge": _UPSERT_ALL}
-_STATEMENTS = {
-    (mode, outcomes): _statement(upsert, outcomes=outcomes)
-    for mode, upsert in _UPSERTS.items()
-    for outcomes in (True, False)
-}
+_STATEMENTS = {mode: _statement(upsert) for mode, upsert in _UPSERTS.items()}
 
 
 class PostgresWriter:
@@ -286,26 +201,23 @@ class PostgresWriter:
             # Hashing a 50,000-row chunk against the upsert's rows needs ~8 MB; the default 4 MB spills to disk.
             cursor.execute("SET LOCAL work_mem = '64MB'")
             self._stage(cursor, job)
-            outcomes = job.labels is not None and job.observed_at is not None
             params = {
                 "source": job.source,
                 "now": job.now,
                 "watch": list(job.watch),
                 "want_ids": job.want_ids,
-                "observed_at": job.observed_at,
-                "outcome_source": job.outcome_source,
             }
             row = None
             for mode in ("insert", "split", "merge") if self.expect_new else ("split", "merge"):
                 try:
                     with transaction.atomic():
-                        cursor.execute(_STATEMENTS[mode, outcomes], params)
+                        cursor.execute(_STATEMENTS[mode], params)
                         row = cursor.fetchone()
                     break
                 except IntegrityError:  # a customer already stored, or stored meanwhile by another writer
                     if mode == "merge":
                         raise
-            out.created, out.updated, created_list, updated_list, changed, out.outcomes = row
+            out.created, out.updated, created_list, updated_list, changed = row
             self.expect_new = out.created == len(job.rows)
             out.changed_ids = list(changed or ())
             out.unchanged = len(job.rows) - out.created - out.updated
@@ -354,10 +266,6 @@ def copy_buffer(job: ChunkWrite) -> bytes:
         values[name] = _enum_codes(result, name)[rows].astype(np.int16) + 1
     for name in ("monthly_charges", "total_charges", "age", "income"):
         values[name] = cols[name][rows]
-    if job.labels is not None and job.label_known is not None:
-        values["churned"] = np.where(job.label_known, job.labels.astype(np.int16), -1)[rows].astype(np.int16)
-    else:
-        values["churned"] = np.full(len(rows), -1, dtype=np.int16)
     parts = [_COPY_HEADER]
     for width in np.unique(lengths):
         group = np.flatnonzero(lengths == width)

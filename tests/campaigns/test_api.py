@@ -159,14 +159,17 @@ def test_effectiveness_on_the_hand_computed_example(key_client, staff_user, coll
     assert metrics.CAMPAIGN_UPLIFT.labels(campaign=str(campaign.pk))._value.get() == pytest.approx(0.2)
 
 
-def test_a_recorded_outcome_through_the_api_settles_the_follow_up(key_client, department):
+def test_a_recorded_outcome_through_the_api_settles_the_follow_up(
+    key_client, department, django_capture_on_commit_callbacks
+):
     customer = scored_customer("R-1", 0.9)
     target = TargetFactory(campaign=CampaignFactory(department=department), customer=customer)
-    response = key_client.post(
-        "/api/v1/outcomes/",
-        {"customer_id": "R-1", "churned": False, "observed_at": timezone.now().isoformat()},
-        format="json",
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = key_client.post(
+            "/api/v1/outcomes/",
+            {"customer_id": "R-1", "churned": False, "observed_at": timezone.now().isoformat()},
+            format="json",
+        )
     assert response.status_code == 201
     target.refresh_from_db()
     assert (target.outcome, target.outcome_source) == ("retained", "recorded")

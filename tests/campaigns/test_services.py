@@ -34,7 +34,7 @@ from campaigns.services import (
 )
 from campaigns.tasks import close_ended_campaigns
 from customers.models import Customer
-from customers.services import outcome_record, outcomes_bulk_record
+from customers.services import OutcomeInput, outcome_record, outcomes_record
 from tests.campaigns.factories import CampaignFactory, PredictionFactory, TargetFactory, scored_customer
 from tests.factories import CustomerFactory
 
@@ -285,17 +285,18 @@ def test_bulk_assignment(staff_actor, staff_user, colleague, outsider):
         campaign_targets_assign(target_ids=[targets[0].pk], assignee_id=outsider.pk, actor=staff_actor)
 
 
-def test_a_recorded_outcome_fills_the_targets_outcome(staff_actor):
+def test_a_recorded_outcome_fills_the_targets_outcome(staff_actor, django_capture_on_commit_callbacks):
     scored_customer("O-1", 0.9)
     scored_customer("O-2", 0.9)
     scored_customer("O-3", 0.9)
     campaign = CampaignFactory(control_share=0.0)
     campaign_enrol(campaign_id=campaign.pk, actor=staff_actor)
-    # an outcome observed before the enrolment says nothing about the campaign
-    outcome_record(customer_id="O-3", churned=True, observed_at=timezone.now() - timedelta(days=2), source="crm")
-    # after it: the target follows the recorded outcome
-    outcome_record(customer_id="O-1", churned=True, observed_at=timezone.now(), source="crm", actor=staff_actor)
-    outcomes_bulk_record(labels={"O-2": False}, observed_at=timezone.now(), source="import")
+    with django_capture_on_commit_callbacks(execute=True):
+        # an outcome observed before the enrolment says nothing about the campaign
+        outcome_record(customer_id="O-3", churned=True, observed_at=timezone.now() - timedelta(days=2), source="crm")
+        # after it: the target follows the recorded outcome
+        outcome_record(customer_id="O-1", churned=True, observed_at=timezone.now(), source="crm", actor=staff_actor)
+        outcomes_record(outcomes=[OutcomeInput("O-2", False, timezone.now(), "import")], channel="file")
     got = {t.customer.customer_id: t for t in CampaignTarget.objects.select_related("customer")}
     assert (got["O-1"].outcome, got["O-1"].outcome_source) == (TargetOutcome.CHURNED, OutcomeSource.RECORDED)
     assert got["O-2"].outcome == TargetOutcome.RETAINED
@@ -303,7 +304,8 @@ def test_a_recorded_outcome_fills_the_targets_outcome(staff_actor):
     entries = AuditLogEntry.objects.filter(action="campaign_target.outcome")
     assert sorted(e.details["changes"]["outcome"][1] for e in entries) == ["churned", "retained"]
     # recording the same observation again changes nothing more
-    outcome_record(customer_id="O-1", churned=True, observed_at=got["O-1"].outcome_at, source="crm")
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome_record(customer_id="O-1", churned=True, observed_at=got["O-1"].outcome_at, source="crm")
     assert AuditLogEntry.objects.filter(action="campaign_target.outcome").count() == 2
 
 
@@ -343,13 +345,19 @@ def test_rule_can_require_a_risk_increase_and_customer_filters(staff_actor):
     assert set(_groups(campaign)) == {"ROSE"}
 
 
-def test_outcomes_for_a_large_import_are_applied_in_batches(staff_actor, monkeypatch):
-    from campaigns import services
+def test_outcomes_for_a_large_import_are_applied_in_batches(
+    staff_actor, monkeypatch, django_capture_on_commit_callbacks
+):
+    from campaigns import receivers, services
 
     monkeypatch.setattr(services, "OUTCOME_BATCH_SIZE", 2)
+    monkeypatch.setattr(receivers, "OUTCOME_BATCH_SIZE", 2)
     for i in range(5):
         scored_customer(f"BIG-{i}", 0.9)
     campaign_enrol(campaign_id=CampaignFactory(control_share=0.0).pk, actor=staff_actor)
-    outcomes_bulk_record(labels={f"BIG-{i}": i % 2 == 0 for i in range(5)}, observed_at=timezone.now(), source="file")
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        outcomes_record(outcomes=[OutcomeInput(f"BIG-{i}", i % 2 == 0, now, "file") for i in range(5)], channel="file")
+    assert len(callbacks) == 1  # one event for the whole write
     got = dict(CampaignTarget.objects.values_list("customer__customer_id", "outcome"))
     assert got == {f"BIG-{i}": "churned" if i % 2 == 0 else "retained" for i in range(5)}

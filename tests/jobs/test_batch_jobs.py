@@ -227,7 +227,7 @@ def test_the_api_lists_a_files_rejected_rows_with_their_lines(active_version, ke
     body = key_client.get(f"{URL}{job_id}/").json()
     assert (body["scope"], body["file"], body["counts"]["scored"], body["counts"]["failed"]) == ("file", "p.csv", 1, 2)
     assert [(r["line"], r["customer_id"], list(r["errors"])) for r in body["rejected"]["rows"]] == [
-        (3, "F-2", ["tenure_months"]), (4, "F-1", ["customer_id"])]
+        (2, "F-1", ["customer_id"]), (3, "F-2", ["tenure_months"])]
 
 
 def test_an_uploaded_file_is_scored_with_bad_and_repeated_rows_reported(
@@ -241,12 +241,14 @@ def test_an_uploaded_file_is_scored_with_bad_and_repeated_rows_reported(
     job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.FILE, upload=upload, chunk_size=8)
     assert job.status == BatchJobStatus.PARTIALLY_SUCCEEDED
     assert (job.total, job.scored, job.failed) == (32, 30, 2)
-    assert job.details["rejected"] == [{"line": 33, "customer_id": "F-3", "errors": {
-        "customer_id": ["Duplicate customer_id in the file; its first row is scored."]}}]
+    # as in ingestion, the last row of a customer wins and the earlier one is reported as superseded
+    assert job.details["rejected"] == [{"line": 5, "customer_id": "F-3", "errors": {
+        "customer_id": ["Appears again on line 33; that later row was used."]}}]
     bad = [e for c in job.chunks.all() for e in c.errors]
     assert [(e["line"], e["customer_id"], list(e["errors"])) for e in bad] == [(32, "F-BAD", ["tenure_months"])]
     prediction = Prediction.objects.get(batch_job=job, customer_id="F-3")
-    assert prediction.inputs["tenure_months"] == 4  # the first row, kept for drift checks
+    assert prediction.inputs["tenure_months"] == 9  # the last row, kept for drift checks
+    assert [c.size for c in job.chunks.order_by("index")] == [8, 8, 8, 7]
     assert not Customer.objects.exists()  # a file is scored, not stored
     # the parts the file was split into are gone; the upload stays with the job
     assert not any(default_storage.exists(c.part_name) for c in job.chunks.all())
@@ -272,8 +274,47 @@ def test_a_file_that_cannot_be_read_when_planned_fails_the_job_with_the_reason(
         job.input_file.storage.save(job.input_file.name, io.BytesIO(b"unrelated,columns\n1,2\n"))
     job.refresh_from_db()
     assert job.status == BatchJobStatus.FAILED
-    assert "ValueError" in job.error
+    assert "not a header of known columns" in job.error
     assert not job.chunks.exists()
+
+
+def test_a_broken_quote_line_is_reported_and_the_rest_of_the_file_is_scored(
+    active_version, key_client, settings, django_capture_on_commit_callbacks
+):
+    """A line ingestion quarantines (a quote left open) used to fail the whole job."""
+    lines = [TELCO_HEADER]
+    lines += [TELCO_ROW.format(id=f"Q-{i}", tenure=i + 1, total=85.5 * (i + 1)) for i in range(6)]
+    lines.insert(4, TELCO_ROW.format(id='"Q-BROKEN', tenure=3, total=256.5))  # line 5: the quote never closes
+    lines.append(TELCO_ROW.format(id="Q-1", tenure=20, total=1710))  # line 9: Q-1 again; this row wins
+    upload = SimpleUploadedFile("quotes.csv", ("\n".join(lines) + "\n").encode())
+    settings.BATCH_CHUNK_SIZE = 4
+    with django_capture_on_commit_callbacks(execute=True):
+        created = key_client.post(URL, {"file": upload}, format="multipart")
+    assert created.status_code == 202, created.json()
+    body = key_client.get(f"{URL}{created.json()['id']}/").json()
+    assert body["status"] == "partially_succeeded", body
+    assert (body["counts"]["total"], body["counts"]["scored"], body["counts"]["failed"]) == (8, 6, 2)
+    rows = body["rejected"]["rows"]
+    assert [(r["line"], r["customer_id"]) for r in rows] == [(3, "Q-1"), (5, "")]
+    assert rows[0]["errors"] == {"customer_id": ["Appears again on line 9; that later row was used."]}
+    assert "quote" in rows[1]["errors"]["non_field_errors"][0]
+    scored = Prediction.objects.filter(batch_job_id=body["id"])
+    assert sorted(scored.values_list("customer_id", flat=True)) == [f"Q-{i}" for i in range(6)]
+    assert scored.get(customer_id="Q-1").inputs["tenure_months"] == 20
+
+
+def test_an_unreadable_list_of_ids_is_refused_with_the_reason(active_version):
+    upload = SimpleUploadedFile("ids.csv", b'customer_id\nC-1\n"C-2\nC-3\n')
+    with pytest.raises(BatchJobInputError) as caught:
+        batch_job_create(scope=BatchJobScope.FILE, upload=upload)
+    assert "cannot be read as CSV" in caught.value.errors["file"][0]
+
+
+def test_a_json_file_is_refused_with_where_to_send_it(active_version):
+    upload = SimpleUploadedFile("x.json", b'[{"customer_id": "A"}]')
+    with pytest.raises(BatchJobInputError) as caught:
+        batch_job_create(scope=BatchJobScope.FILE, upload=upload)
+    assert "Batch jobs read CSV files" in caught.value.errors["file"][0]
 
 
 def test_a_file_without_customer_ids_is_refused(active_version):

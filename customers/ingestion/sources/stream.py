@@ -3,9 +3,12 @@
 An entry's fields: ``type`` (customer.updated, plan.changed, contract.changed, payment.failed,
 support.ticket_opened), ``customer_id``, ``data`` (a JSON object) and optionally
 ``occurred_at`` (ISO 8601). customer.updated creates or changes a customer (a partial record is
-merged onto the stored one); plan.changed and contract.changed change the fields of a plan or a
-contract of an existing customer; payment.failed and support.ticket_opened are recorded against
-the customer. Every applied entry is kept as a CustomerEvent, unique per stream entry.
+merged onto the stored one); its data may also carry ``churned`` (yes/no, true/false, 1/0), an
+outcome observed at ``occurred_at`` (else the entry's own time), recorded through the one outcome
+service once per batch (source ``stream:<source name>``); plan.changed and contract.changed
+change the fields of a plan or a contract of an existing customer; payment.failed and
+support.ticket_opened are recorded against the customer. Every applied entry is kept as a
+CustomerEvent, unique per stream entry.
 
 Delivery: entries are read with XREADGROUP, applied in one transaction per batch, and XACKed only
 after it commits; a crash before the ack leaves them pending, and XAUTOCLAIM hands entries idle
@@ -27,8 +30,8 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -39,7 +42,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.services import SYSTEM, audit_record
-from churn_ml.schema import FIELD_ORDER, INTERNET_ADDON_FIELDS, KNOWN_FIELDS, validate_records
+from churn_ml.schema import FIELD_ORDER, INTERNET_ADDON_FIELDS, KNOWN_FIELDS, parse_churn_labels, validate_records
 from churn_platform.metrics import INGESTION_ROWS, INGESTION_RUNS
 from customers.ingestion.pipeline import json_safe, request_rescore, run_outcome
 from customers.models import (
@@ -54,7 +57,7 @@ from customers.models import (
     RunStatus,
     SourceKind,
 )
-from customers.services import customers_upsert_validated
+from customers.services import OutcomeInput, customers_upsert_validated, outcomes_record
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +129,7 @@ class EventConsumer:
         self.run_ends_at: datetime | None = None
         self.position = 0
         self.token = f"consumer:{self.consumer}:{os.getpid()}"
+        self._labels: list[OutcomeInput] = []  # churn labels of the batch being applied
 
     # the loop
 
@@ -206,6 +210,7 @@ class EventConsumer:
         counts = {"read": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
         rescore: dict[str, list[str]] = {}
         now = timezone.now()
+        self._labels = []
         with transaction.atomic():
             for eid, fields in entries:
                 earlier = known.get(eid)
@@ -233,6 +238,13 @@ class EventConsumer:
                     # Another consumer reclaimed this entry while it was slow here and applied it first.
                     counts["read"] -= 1
                     logger.info("Stream entry %s was applied by another consumer", eid)
+            if self._labels:
+                outcomes_record(
+                    outcomes=self._labels,
+                    channel="stream",
+                    actor=replace(SYSTEM, department_id=self.source.department_id),
+                    audit_details={"run_id": str(run.pk), "stream": conf.stream},
+                )
             IngestionRun.objects.filter(pk=run.pk).update(
                 **{f"{k}_count": F(f"{k}_count") + v for k, v in counts.items() if v},
                 heartbeat_at=now,
@@ -296,6 +308,15 @@ class EventConsumer:
         if customer is None and event_type != EventType.CUSTOMER_UPDATED:
             raise EventRejected({"customer_id": [f"No customer {customer_id!r}; a {event_type} needs one."]})
 
+        label = None
+        if "churned" in data and event_type == EventType.CUSTOMER_UPDATED:
+            labels, known = parse_churn_labels([data["churned"]])
+            if not known[0]:
+                raise EventRejected({"churned": ["Must be yes/no, true/false or 1/0."]})
+            label = OutcomeInput(
+                customer_id, bool(labels[0]), occurred_at or _entry_time(entry_id), f"stream:{self.source.name}"[:100]
+            )
+            data = {k: v for k, v in data.items() if k != "churned"}
         outcome = "unchanged"
         if event_type not in SIGNAL_EVENTS:
             allowed = EVENT_FIELDS.get(event_type, KNOWN_FIELDS - {"customer_id"})
@@ -322,6 +343,8 @@ class EventConsumer:
             changed=outcome != "unchanged",
             run=run,
         )
+        if label is not None:
+            self._labels.append(label)
         return outcome, customer_id, event_type
 
     def _record_rejected(
@@ -403,6 +426,11 @@ class EventConsumer:
 def _entry_key(entry_id: str) -> tuple[int, int]:
     millis, _, seq = entry_id.partition("-")
     return int(millis), int(seq or 0)
+
+
+def _entry_time(entry_id: str) -> datetime:
+    """When Redis added the entry (its id's milliseconds): the same on every redelivery."""
+    return datetime.fromtimestamp(_entry_key(entry_id)[0] / 1000, tz=UTC)
 
 
 def stream_drain(*, source: DataSource, max_events: int = 10_000) -> tuple[int, IngestionRun | None]:

@@ -160,10 +160,9 @@ def test_a_customer_inserted_by_someone_else_meanwhile_falls_back_to_the_merge(u
     upload(telco_csv([telco("CC-1"), telco("CC-2")]))
     # as if CC-1 had not been there when the chunk looked: the plain INSERT meets it
     blind = writers._statement(
-        f"fresh AS ({writers._ROWS} RETURNING id, customer_id, true AS created), up AS (SELECT * FROM fresh)",
-        outcomes=True,
+        f"fresh AS ({writers._ROWS} RETURNING id, customer_id, true AS created), up AS (SELECT * FROM fresh)"
     )
-    monkeypatch.setitem(writers._STATEMENTS, ("split", True), blind)
+    monkeypatch.setitem(writers._STATEMENTS, "split", blind)
 
     run = upload(telco_csv([telco("CC-1", tenure=13, TotalCharges=1105), telco("CC-2"), telco("CC-3")]))
 

@@ -1,0 +1,32 @@
+"""Campaigns' subscriptions to other apps' domain events (connected in CampaignsConfig.ready())."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from campaigns.services import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
+from campaigns.tasks import apply_recorded_outcomes
+from customers.signals import RecordedOutcome
+
+logger = logging.getLogger(__name__)
+
+
+def settle_follow_ups(sender: Any, *, outcomes: Sequence[RecordedOutcome], source: str, **_: Any) -> None:
+    """Recorded outcomes settle follow-ups in a task, by customer id, so a slow campaign never slows the writer.
+
+    The task reads the stored outcomes again (the latest one observed at or after enrolment decides),
+    so a repeated or late message changes nothing. With the broker unreachable the work is done
+    here instead: slower for this writer, but no outcome is left unapplied.
+    """
+    ids = list(dict.fromkeys(o.customer_id for o in outcomes))
+    for start in range(0, len(ids), OUTCOME_BATCH_SIZE):
+        batch = ids[start : start + OUTCOME_BATCH_SIZE]
+        try:
+            apply_recorded_outcomes.delay(customer_ids=batch)
+        except (BrokerUnavailable, ConnectionError):
+            logger.warning("Broker unavailable: settling %d customers' follow-ups (%s) in process", len(batch), source)
+            campaign_targets_apply_outcomes(customer_ids=batch)
