@@ -14,7 +14,18 @@ from django.http import HttpRequest
 from accounts.authentication import client_ip
 from accounts.services import STAFF_GROUP, Actor, actor_for_user, audit_record
 from campaigns.models import CampaignStatus, CampaignTarget, RetentionCampaign, TargetNote
-from campaigns.services import CampaignError, NotVisible, campaign_close, campaign_enrol, campaign_targets_assign
+from campaigns.services import (
+    FILTER_LIST_FIELDS,
+    FILTER_NUMBER_FIELDS,
+    CampaignError,
+    NotVisible,
+    campaign_close,
+    campaign_enrol,
+    campaign_targets_assign,
+    clean_playbook,
+    clean_target_filters,
+)
+from churn_platform.form_fields import MappingField
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -28,8 +39,74 @@ def _own(request: HttpRequest, qs: QuerySet[Any], path: str) -> QuerySet[Any]:
     return qs.filter(**{path: _actor(request).department_id})
 
 
+def _typed_filter(name: str, text: str) -> Any:
+    """One targeting filter's value from the words an operator typed."""
+    if name in FILTER_LIST_FIELDS:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if name in FILTER_NUMBER_FIELDS:
+        try:
+            return float(text) if "." in text else int(text)
+        except ValueError:
+            return text  # clean_target_filters names the problem
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    return text
+
+
+class CampaignAdminForm(forms.ModelForm):
+    """Targeting rules and the playbook as lines, checked by the same rules as the API and the staff pages."""
+
+    target_filters = MappingField(
+        help_text="One filter a line: contract_type = Month-to-month, One year; internet_service = Fiber optic; "
+        "min_tenure_months = 0; max_monthly_charges = 80; senior_citizen = yes; risk_increased = yes."
+    )
+    playbook = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='One step a line, "day: what to do". Empty: the action\'s default steps.',
+    )
+
+    class Meta:
+        model = RetentionCampaign
+        fields = "__all__"  # noqa: DJ007 - the ModelAdmin decides which fields show; this form shapes two of them
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.playbook:
+            self.initial["playbook"] = "\n".join(f"{s['day']}: {s['step']}" for s in self.instance.playbook)
+        filters = self.initial.get("target_filters")
+        if isinstance(filters, dict):
+            self.initial["target_filters"] = {
+                k: ", ".join(map(str, v)) if isinstance(v, list) else ("yes" if v is True else v)
+                for k, v in filters.items()
+            }
+
+    def clean_target_filters(self) -> dict[str, Any]:
+        typed = {name: _typed_filter(name, text) for name, text in self.cleaned_data["target_filters"].items()}
+        try:
+            return clean_target_filters(typed)
+        except CampaignError as exc:
+            raise forms.ValidationError(exc.errors["target_filters"]) from None
+
+    def clean_playbook(self) -> list[dict[str, Any]]:
+        steps = []
+        for number, line in enumerate((self.cleaned_data.get("playbook") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            day, sep, text = line.partition(":")
+            if not sep or not day.strip().isdigit():
+                raise forms.ValidationError(f'Line {number}: write "day: step", e.g. "2: Offer email".')
+            steps.append({"day": int(day.strip()), "step": text.strip()})
+        try:
+            return clean_playbook(steps)
+        except CampaignError as exc:
+            raise forms.ValidationError(exc.errors["playbook"]) from None
+
+
 @admin.register(RetentionCampaign)
 class RetentionCampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm
     list_display = ("name", "department", "status", "action", "start_date", "end_date", "control_share", "targets")
     list_filter = ("status", "action", "department", "start_date")
     search_fields = ("name", "goal")

@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.services import Actor, actor_for_user
 from churn_ml.record import check_record
 from churn_ml.schema import FIELD_ORDER
+from churn_platform.form_fields import MappingField
 from customers.ingestion.selectors import format_errors, quarantine_csv
 from customers.ingestion.services import (
     RunNotRetryable,
@@ -405,6 +406,10 @@ class DataSourceForm(forms.ModelForm):
     clear_password = forms.BooleanField(required=False, help_text="Remove the stored password.")
     url = forms.URLField(
         required=False, max_length=2000, assume_scheme="https", help_text="HTTP sources: the first page's address."
+    )
+    column_mapping = MappingField(
+        help_text='One line per source column: "source column = contract field" ("= churned" for the label, '
+        'nothing after "=" to skip the column). Empty: the columns already carry the contract\'s names.'
     )
 
     class Meta:
