@@ -62,8 +62,8 @@ def _value_words(name: str, value: Any, *, with_unit: bool = False) -> str:
     if name == "tenure_months":
         return f"{value} month" if value == 1 else f"{value} months"
     if name in {"monthly_charges", "total_charges"}:
-        money_text = f"{float(value):,.2f}"
-        return f"{money_text} {_UNITS[name]}" if with_unit else money_text
+        amount = money(float(value))
+        return f"{amount} {_UNITS[name]}" if with_unit else amount
     return str(value)
 
 
@@ -84,7 +84,7 @@ def _scored_values(prediction: Any, customer: Any) -> Callable[[str], Any] | Non
 
 @register.simple_tag
 def factor_words(factor: dict[str, Any], prediction: Any = None, customer: Any = None) -> str:
-    """'Tenure and charges to date (1 month, 29.85 a month, 29.85 total) raises the churn risk strongly'.
+    """'Tenure and charges to date (1 month, $29.85 a month, $29.85 total) raises the churn risk strongly'.
 
     Worded from the factor's label and the values the prediction was scored with.
     """

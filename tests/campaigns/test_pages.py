@@ -221,7 +221,7 @@ def test_customer_page_words_factors_from_the_values_scored(staff_client):
         top_factors=[{"feature": "contract_type", "impact": -1.1, "fields": ["contract_type"], "label": "Contract"}],
     )
     body = staff_client.get(f"/staff/customers/{customer.customer_id}/").content.decode()
-    assert "Tenure and charges to date (1 month, 29.85 a month, 29.85 total) raises the churn risk strongly" in body
+    assert "Tenure and charges to date (1 month, $29.85 a month, $29.85 total) raises the churn risk strongly" in body
     assert "Contract (Month-to-month) raises the churn risk strongly" in body
     # the older prediction kept no inputs: worded with the customer's current values
     assert "Contract (Two year) lowers the churn risk strongly" in body
@@ -241,7 +241,7 @@ def test_a_scored_record_reads_the_way_the_model_moves(staff_client, key_client,
     assert factors["tenure_months"]["fields"] == ["tenure_months", "monthly_charges", "total_charges"]
     assert factors["contract_type"]["impact"] > 0
     body = staff_client.get("/staff/customers/NEW-1/").content.decode()
-    assert "Tenure and charges to date (1 month, 70.70 a month, 70.70 total) raises the churn risk" in body
+    assert "Tenure and charges to date (1 month, $70.70 a month, $70.70 total) raises the churn risk" in body
     assert "Contract (Month-to-month) raises the churn risk" in body
     assert "lowers the churn risk" not in body.split("Tenure and charges to date")[1].split("</li>")[0]
 
