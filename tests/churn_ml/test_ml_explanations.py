@@ -21,11 +21,6 @@ from churn_ml.record import check_record
 from churn_ml.scorer import Factor, scorer_from_dict
 
 
-@pytest.fixture(scope="module", params=["model", "boosted"])
-def trained(request):
-    return request.getfixturevalue(request.param)
-
-
 @pytest.fixture(scope="module")
 def factors(trained, telco_columns):
     return trained.scorer.explain(telco_columns, top_k=5)

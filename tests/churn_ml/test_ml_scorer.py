@@ -23,11 +23,6 @@ from churn_ml.scorer import (
 )
 
 
-@pytest.fixture(scope="module", params=["model", "boosted"])
-def trained(request):
-    return request.getfixturevalue(request.param)
-
-
 def test_the_default_model_is_the_linear_scorer(model) -> None:
     assert model.algorithm == "logistic"
     assert isinstance(model.scorer, LinearScorer)
