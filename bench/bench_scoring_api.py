@@ -114,15 +114,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--gunicorn-config", default="gunicorn.conf.py")
+    # On a shared host, give each concurrent run its own database and Redis index (both are wiped).
+    parser.add_argument("--db-name", default=DB_NAME)
+    parser.add_argument("--redis-db", type=int, default=9)
     args = parser.parse_args()
+    db_name, redis_db = args.db_name, str(args.redis_db)
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
 
     var = Path(tempfile.mkdtemp(prefix="churn-bench-"))
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "CELERY_TASK_ALWAYS_EAGER": "true",
         "DJANGO_ENV": "production",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),
@@ -133,9 +137,9 @@ def main() -> None:
         "API_KEY_RATE_LIMIT_PER_MINUTE": "100000000",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    sh("psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}")
-    sh("psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DB_NAME}")
-    sh("redis-cli", "-n", "9", "flushdb")
+    sh("psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {db_name}")
+    sh("psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {db_name}")
+    sh("redis-cli", "-n", redis_db, "flushdb")
     print("preparing: migrate, demo data, model ...", flush=True)
     sh(PY, "manage.py", "migrate", "--no-input", "-v0", env=env)
     sh(PY, "manage.py", "import_telco_csv", "data/telco_customer_churn.csv", env=env)

@@ -15,17 +15,19 @@ or pure Python (one record):
 * :class:`TreeEnsembleScorer` (HistGradientBoosting, the alternative family): the trees as flat
   node arrays walked level by level for all rows and trees at once, plus the same sigmoid.
 
-Explanations are exact additive attributions in logit units:
+Explanations: one :class:`Factor` per factor group of :data:`churn_ml.features.FACTOR_GROUPS`
+(a contract field, or coupled fields such as tenure and charges to date). Its impact, in
+calibrated logit units, is ``logit(x) - logit(x')`` where x' is the customer with the group's
+fields set to the reference customer's values and every feature recomputed from them
+(:meth:`FeatureBuilder.move_record`): positive means this customer's values raise the risk
+above what the reference's would give. Only the features a group feeds change, so the linear
+scorer sums the weight differences of those features alone and the tree scorer re-walks only
+the trees that split on them.
 
-* linear: contribution of column j = w_j (x_j - mean_j), with mean_j the training mean, summed
-  over an enumeration's one-hot columns; ``base_logit`` (the logit at the training means) plus
-  all contributions equals the logit;
-* trees: path attribution (Saabas): each split on the path contributes the change of the
-  expected subtree value (training-count weighted) it causes; the root expectations form the
-  base. Also sums exactly to the logit.
-
-Engineered features give their contribution to the contract fields they come from, split
-equally (see :mod:`churn_ml.features`), so a :class:`Factor` always names a contract field.
+The impacts add up to ``logit(x) - logit(reference)`` for a model without interactions between
+groups. The logistic model has two (month-to-month x log tenure, fiber x log tenure), each
+leaving ``w (g(x) - g(ref)) (h(x) - h(ref))``; boosting leaves whatever interactions its trees
+learnt. The sign of each factor is exact either way.
 
 Both scorers serialise to plain JSON-able dicts (:meth:`to_dict`, :func:`scorer_from_dict`) so a
 model artifact needs no pickle on the request path.
@@ -42,16 +44,21 @@ import numpy as np
 import pandas as pd
 
 from churn_ml.features import (
-    ATTRIBUTION_FIELDS,
     CATEGORICAL_FEATURES,
     CATEGORICAL_NAMES,
+    FACTOR_BY_FEATURE,
+    FACTOR_GROUPS,
     FEATURE_SPEC_VERSION,
-    NUMERIC_FEATURES,
+    FIELD_LABELS,
     NUMERIC_NAMES,
     EngineeredColumns,
+    FactorGroup,
     FeatureBuilder,
     FeatureTransformer,
+    RawColumns,
+    affected_features,
     as_columns,
+    move_inputs,
 )
 
 SCORER_FORMAT: Final = "churn_ml.scorer/1"
@@ -60,38 +67,74 @@ IMPACT_DECIMALS: Final = 4
 whose impact rounds to zero is left out."""
 DEFAULT_TOP_K: Final = 5
 
-_FIELD_INDEX: Final = {name: i for i, name in enumerate(ATTRIBUTION_FIELDS)}
-_SOURCES: Final[dict[str, tuple[int, ...]]] = {
-    f.name: tuple(_FIELD_INDEX[s] for s in f.sources) for f in (*CATEGORICAL_FEATURES, *NUMERIC_FEATURES)
-}
+_AFFECTED: Final[tuple[frozenset[str], ...]] = tuple(frozenset(affected_features(g.fields)) for g in FACTOR_GROUPS)
+"""Per factor group, the engineered features its move to the reference recomputes."""
+
+_FREE_NUMBERS: Final = frozenset({"monthly_charges", "total_charges", "income"})
+_MEMO_KEYS: Final[tuple[tuple[str, ...] | None, ...]] = tuple(
+    None if move_inputs(g.fields) & _FREE_NUMBERS else tuple(sorted(move_inputs(g.fields))) for g in FACTOR_GROUPS
+)
+"""Per factor group, the fields that determine a linear model's impact when they take few values
+(enumerations, flags, whole months, ages): the single-record path remembers impacts by them."""
+_MEMO_LIMIT: Final = 4096
 
 
 @dataclass(frozen=True)
 class Factor:
-    """One contract field's signed contribution to the churn logit (positive raises the risk)."""
+    """One factor's signed impact on the churn logit (positive raises the risk).
+
+    ``feature`` is the group's leading contract field; ``fields`` and ``label`` default to the
+    declared group's.
+    """
 
     feature: str
     impact: float
+    fields: tuple[str, ...] = ()
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fields or not self.label:
+            fields, label = factor_fields_and_label(self.feature)
+            object.__setattr__(self, "fields", self.fields or fields)
+            object.__setattr__(self, "label", self.label or label)
 
     def as_dict(self) -> dict[str, Any]:
-        """The contract's ``{"feature", "impact"}`` object."""
-        return {"feature": self.feature, "impact": self.impact}
+        """The contract's ``{"feature", "impact", "fields", "label"}`` object."""
+        return {"feature": self.feature, "impact": self.impact, "fields": list(self.fields), "label": self.label}
+
+
+def factor_fields_and_label(feature: str) -> tuple[tuple[str, ...], str]:
+    """The fields and words of the factor group led by ``feature`` (a field outside any group: itself)."""
+    group = FACTOR_BY_FEATURE.get(feature)
+    if group is not None:
+        return group.fields, group.label
+    return (feature,), _field_label(feature)
+
+
+def stored_factor(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored ``top_factors`` item with ``fields`` and ``label``. Items stored before factors had
+    groups were one field's share of the logit, so they get that field alone and its words."""
+    if "fields" in item and "label" in item:
+        return dict(item)
+    feature = str(item.get("feature", ""))
+    return {**item, "fields": [feature], "label": _field_label(feature)}
+
+
+def _field_label(name: str) -> str:
+    return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 @dataclass(frozen=True, eq=False)
 class Contributions:
-    """Per-row, per-contract-field contributions in logit units.
+    """Per-row, per-factor impacts in logit units: ``values[i, j]`` is factor ``groups[j]`` of row i."""
 
-    ``base_logit + values.sum(axis=1)`` equals the model's logit for every row.
-    """
-
-    base_logit: float
-    fields: tuple[str, ...]
+    groups: tuple[FactorGroup, ...]
     values: np.ndarray
 
-    def logits(self) -> np.ndarray:
-        """The logits these contributions add up to."""
-        return self.base_logit + self.values.sum(axis=1)
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The leading contract field of each column."""
+        return tuple(g.feature for g in self.groups)
 
 
 @runtime_checkable
@@ -131,15 +174,20 @@ def _columns(data: Mapping[str, Any] | pd.DataFrame) -> Mapping[str, Any]:
     return as_columns(data) if isinstance(data, pd.DataFrame) else data
 
 
+def _factor(j: int, impact: float) -> Factor:
+    group = FACTOR_GROUPS[j]
+    return Factor(group.feature, impact + 0.0, group.fields, group.label)  # + 0.0 turns -0.0 into 0.0
+
+
 def _top_factors(row: Sequence[float], top_k: int) -> list[Factor]:
-    """The top_k fields by absolute contribution, rounded; fields rounding to 0 are dropped."""
+    """The top_k factors by absolute impact, rounded; factors rounding to 0 are dropped."""
     order = sorted(range(len(row)), key=lambda i: -abs(row[i]))
     out: list[Factor] = []
     for i in order[:top_k]:
         impact = round(float(row[i]), IMPACT_DECIMALS)
         if impact == 0.0:
             break
-        out.append(Factor(ATTRIBUTION_FIELDS[i], impact + 0.0))  # + 0.0 turns -0.0 into 0.0
+        out.append(_factor(i, impact))
     return out
 
 
@@ -149,14 +197,13 @@ def _explain_matrix(values: np.ndarray, top_k: int) -> list[list[Factor]]:
     k = min(top_k, values.shape[1])
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
     picked = np.round(np.take_along_axis(values, order, axis=1), IMPACT_DECIMALS)
-    fields = ATTRIBUTION_FIELDS
     out = []
     for idx_row, val_row in zip(order.tolist(), picked.tolist(), strict=True):
         factors = []
         for i, v in zip(idx_row, val_row, strict=True):
             if v == 0.0:
                 break
-            factors.append(Factor(fields[i], v + 0.0))
+            factors.append(_factor(i, v))
         out.append(factors)
     return out
 
@@ -172,6 +219,30 @@ def _decode_float(x: float | str) -> float:
     return float(x)
 
 
+def _slice_rows(raw: RawColumns, rows: np.ndarray) -> RawColumns:
+    return RawColumns(
+        n=len(rows),
+        codes={k: v[rows] for k, v in raw.codes.items()},
+        flags={k: v[rows] for k, v in raw.flags.items()},
+        numbers={k: v[rows] for k, v in raw.numbers.items()},
+    )
+
+
+def _moved_rows(raw: RawColumns, moved: RawColumns) -> np.ndarray:
+    """Rows where a move changed any field (a row already at the reference's values has impact 0)."""
+    out = np.zeros(raw.n, dtype=bool)
+    for mine, theirs in ((raw.codes, moved.codes), (raw.flags, moved.flags), (raw.numbers, moved.numbers)):
+        for name, column in theirs.items():
+            if column is not mine[name]:
+                before = mine[name]
+                out |= (before != column) & ~(_isnan(before) & _isnan(column))
+    return out
+
+
+def _isnan(column: np.ndarray) -> np.ndarray:
+    return np.isnan(column) if column.dtype.kind == "f" else np.zeros(len(column), dtype=bool)
+
+
 # --------------------------------------------------------------------------------------------
 # Linear (logistic regression)
 # --------------------------------------------------------------------------------------------
@@ -183,8 +254,8 @@ class LinearScorer:
 
     ``category_weights[f][k]`` is the logit weight of category k of categorical feature f
     (unknown categories weigh 0); ``numeric_weights[j]`` multiplies numeric feature j.
-    ``category_means[f]`` and ``numeric_means[j]`` are the training means of those terms, used to
-    centre the explanations.
+    ``category_means[f]`` and ``numeric_means[j]`` are the training means of those terms (kept
+    with the model as a description of its training data).
     """
 
     features: FeatureBuilder
@@ -195,50 +266,38 @@ class LinearScorer:
     numeric_means: Mapping[str, float]
     algorithm: str = "logistic"
     _tables: dict[str, np.ndarray] = field(init=False, repr=False)
-    _centered_tables: dict[str, np.ndarray] = field(init=False, repr=False)
-    _numeric_terms: tuple[tuple[str, float, float], ...] = field(init=False, repr=False)
-    _one_categorical: tuple[tuple[str, tuple[float, ...], tuple[int, ...], float], ...] = field(init=False, repr=False)
-    _one_numeric: tuple[tuple[str, float, float, tuple[int, ...], float], ...] = field(init=False, repr=False)
+    _numeric_terms: tuple[tuple[str, float], ...] = field(init=False, repr=False)
+    _one_tables: tuple[tuple[str, list[float]], ...] = field(init=False, repr=False)
+    _groups: tuple[tuple[tuple[str, ...], frozenset[str], tuple[Any, ...], tuple[Any, ...]], ...] = field(
+        init=False, repr=False
+    )
+    _memo: tuple[dict[tuple[Any, ...], float], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Precomputed lookups; object.__setattr__ because the dataclass is frozen.
-        tables = {}
-        centered = {}
-        one_cat = []
-        for name in CATEGORICAL_NAMES:
-            weights = self.category_weights[name]
-            # Trailing 0.0: code -1 (unknown) indexes it.
-            tables[name] = np.array([*weights, 0.0], dtype=np.float64)
-            centered[name] = tables[name] - self.category_means[name]
-            sources = _SOURCES[name]
-            one_cat.append((name, tuple(centered[name].tolist()), sources, 1.0 / len(sources)))
-        numeric_terms = tuple(
-            (name, self.numeric_weights[name], self.numeric_means[name])
-            for name in NUMERIC_NAMES
-            # A zero weight (e.g. age when training data never had it) cannot change the logit.
-            if self.numeric_weights[name] != 0.0
-        )
-        one_num = tuple((name, w, m, _SOURCES[name], 1.0 / len(_SOURCES[name])) for name, w, m in numeric_terms)
+        # Trailing 0.0: code -1 (unknown) indexes it.
+        tables = {name: np.array([*self.category_weights[name], 0.0], dtype=np.float64) for name in CATEGORICAL_NAMES}
+        # A zero weight (e.g. age when training data never had it) cannot change the logit.
+        weights = self.numeric_weights
+        numeric_terms = tuple((name, weights[name]) for name in NUMERIC_NAMES if weights[name] != 0.0)
+        groups = []
+        for group, only in zip(FACTOR_GROUPS, _AFFECTED, strict=True):
+            cats = tuple((name, tables[name], tables[name].tolist()) for name in CATEGORICAL_NAMES if name in only)
+            nums = tuple((name, w) for name, w in numeric_terms if name in only)
+            groups.append((group.fields, only, cats, nums))
         object.__setattr__(self, "_tables", tables)
-        object.__setattr__(self, "_centered_tables", centered)
         object.__setattr__(self, "_numeric_terms", numeric_terms)
-        object.__setattr__(self, "_one_categorical", tuple(one_cat))
-        object.__setattr__(self, "_one_numeric", one_num)
-
-    @property
-    def base_logit(self) -> float:
-        """The logit of a customer at the training means: the base of every explanation."""
-        return float(
-            self.intercept
-            + sum(self.category_means[name] for name in CATEGORICAL_NAMES)
-            + sum(w * m for _, w, m in self._numeric_terms)
-        )
+        object.__setattr__(self, "_one_tables", tuple((name, t.tolist()) for name, t in tables.items()))
+        object.__setattr__(self, "_groups", tuple(groups))
+        # Impacts already computed, per group, by the values of its _MEMO_KEYS: 15 of the 18
+        # groups depend on a few enumerations only, and a customer base repeats them endlessly.
+        object.__setattr__(self, "_memo", tuple({} for _ in FACTOR_GROUPS))
 
     def _logits(self, eng: EngineeredColumns) -> np.ndarray:
         out = np.full(eng.n, self.intercept, dtype=np.float64)
         for name, table in self._tables.items():
             out += table[eng.codes[name]]
-        for name, w, _ in self._numeric_terms:
+        for name, w in self._numeric_terms:
             out += w * eng.numeric[name]
         return out
 
@@ -251,42 +310,55 @@ class LinearScorer:
         return sigmoid(self.logits(columns))
 
     def contributions(self, columns: Mapping[str, Any] | pd.DataFrame) -> Contributions:
-        """Exact per-field contributions: coefficient x (value - training mean), per field."""
-        eng = self.features.transform(_columns(columns))
-        values = np.zeros((eng.n, len(ATTRIBUTION_FIELDS)), dtype=np.float64)
-        for name, table in self._centered_tables.items():
-            _spread(values, table[eng.codes[name]], _SOURCES[name])
-        for name, w, m in self._numeric_terms:
-            _spread(values, w * (eng.numeric[name] - m), _SOURCES[name])
-        return Contributions(self.base_logit, ATTRIBUTION_FIELDS, values)
+        """Each factor's impact: the logit change when its fields move to the reference."""
+        builder = self.features
+        raw = builder.encode(_columns(columns))
+        eng = builder.derive(raw)
+        values = np.empty((raw.n, len(FACTOR_GROUPS)), dtype=np.float64)
+        for j, (fields, only, cats, nums) in enumerate(self._groups):
+            moved = builder.derive(builder.move_columns(raw, fields), only)
+            impact = np.zeros(raw.n, dtype=np.float64)
+            for name, table, _ in cats:
+                impact += table[eng.codes[name]] - table[moved.codes[name]]
+            for name, w in nums:
+                impact += w * (eng.numeric[name] - moved.numeric[name])
+            values[:, j] = impact
+        return Contributions(FACTOR_GROUPS, values)
 
     def explain(self, columns: Mapping[str, Any] | pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> list[list[Factor]]:
         """The top_k factors of each row, largest absolute impact first."""
         return _explain_matrix(self.contributions(columns).values, top_k)
 
     def score_one(self, record: Mapping[str, Any], top_k: int = DEFAULT_TOP_K) -> tuple[float, list[Factor]]:
-        """(probability, top factors) of one canonical record dict, in pure Python (~15 us)."""
-        codes, numeric = self.features.transform_one(record)
-        contrib = [0.0] * len(ATTRIBUTION_FIELDS)
-        logit = self.base_logit
-        for name, table, sources, share in self._one_categorical:
-            c = table[codes[name]]
-            logit += c
-            if len(sources) == 1:
-                contrib[sources[0]] += c
-            else:
-                for s in sources:
-                    contrib[s] += c * share
-        for name, w, m, sources, share in self._one_numeric:
-            c = w * (numeric[name] - m)
-            logit += c
-            if len(sources) == 1:
-                contrib[sources[0]] += c
-            else:
-                c *= share
-                for s in sources:
-                    contrib[s] += c
-        return _sigmoid_one(logit), _top_factors(contrib, top_k)
+        """(probability, top factors) of one canonical record dict, in pure Python."""
+        builder = self.features
+        codes, numeric = builder.transform_one(record)
+        logit = self.intercept
+        for name, table in self._one_tables:
+            logit += table[codes[name]]
+        for name, w in self._numeric_terms:
+            logit += w * numeric[name]
+        impacts = []
+        for (fields, _, cats, nums), keys, memo in zip(self._groups, _MEMO_KEYS, self._memo, strict=True):
+            if not cats and not nums:
+                impacts.append(0.0)  # nothing it feeds has a weight
+                continue
+            if keys is not None:
+                key = tuple([record.get(name) for name in keys])
+                known = memo.get(key)
+                if known is not None:
+                    impacts.append(known)
+                    continue
+            moved_codes, moved_numeric = builder.transform_one(builder.move_record(record, fields))
+            impact = 0.0
+            for name, _, table in cats:
+                impact += table[codes[name]] - table[moved_codes[name]]
+            for name, w in nums:
+                impact += w * (numeric[name] - moved_numeric[name])
+            impacts.append(impact)
+            if keys is not None and len(memo) < _MEMO_LIMIT:
+                memo[key] = impact
+        return _sigmoid_one(logit), _top_factors(impacts, top_k)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (floats round-trip exactly through JSON)."""
@@ -326,16 +398,6 @@ class LinearScorer:
         )
 
 
-def _spread(values: np.ndarray, contribution: np.ndarray, sources: tuple[int, ...]) -> None:
-    """Add a feature's contribution to its source fields, split equally."""
-    if len(sources) == 1:
-        values[:, sources[0]] += contribution
-        return
-    share = contribution / len(sources)
-    for s in sources:
-        values[:, s] += share
-
-
 def _check_header(data: Mapping[str, Any], kind: str) -> None:
     if data.get("format") != SCORER_FORMAT:
         raise ValueError(f"not a scorer of format {SCORER_FORMAT!r}")
@@ -359,7 +421,6 @@ _MATRIX_COLUMNS: Final = tuple(
     [(f.name, k) for f in CATEGORICAL_FEATURES for k in range(len(f.categories))]
     + [(name, -1) for name in NUMERIC_NAMES]
 )
-_MATRIX_SOURCES: Final = tuple(_SOURCES[name] for name, _ in _MATRIX_COLUMNS)
 
 
 def _model_matrix(eng: EngineeredColumns) -> np.ndarray:
@@ -393,11 +454,11 @@ def _model_row(codes: Mapping[str, int], numeric: Mapping[str, float]) -> list[f
 class TreeEnsembleScorer:
     """Calibrated gradient-boosted trees as flat node arrays.
 
-    Nodes of all trees live in one set of arrays; ``roots[t]`` is the first node of tree t. A
-    leaf points to itself on both sides (feature 0, threshold +inf), so a fixed number of
-    ``max_depth`` steps walks every row to its leaf without per-row branching. ``value`` is the
-    leaf value for leaves and the training-count weighted mean of the leaves below for internal
-    nodes (used by the path attribution). The calibrated logit is ``-(a * raw + b)`` with
+    Nodes of all trees live in one set of arrays; ``roots[t]`` is the first node of tree t, and
+    a tree's nodes run up to the next root. A leaf points to itself on both sides (feature 0,
+    threshold +inf), so a fixed number of ``max_depth`` steps walks every row to its leaf without
+    per-row branching. ``value`` is the leaf value for leaves and the training-count weighted
+    mean of the leaves below for internal nodes. The calibrated logit is ``-(a * raw + b)`` with
     ``raw = baseline + sum of leaf values``.
     """
 
@@ -415,16 +476,20 @@ class TreeEnsembleScorer:
     is_leaf: np.ndarray
     max_depth: int
     algorithm: str = "gradient_boosting"
-    _column_fields: np.ndarray = field(init=False, repr=False)
+    _group_trees: tuple[np.ndarray, ...] = field(init=False, repr=False)
     _py: tuple[list[Any], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # (d, n_fields) matrix spreading a column's contribution over its source fields.
-        spread = np.zeros((len(_MATRIX_COLUMNS), len(ATTRIBUTION_FIELDS)))
-        for j, sources in enumerate(_MATRIX_SOURCES):
-            for s in sources:
-                spread[j, s] += 1.0 / len(sources)
-        object.__setattr__(self, "_column_fields", spread)
+        # Per factor group, the trees that split on a column its move recomputes: only those
+        # can give the moved customer another leaf.
+        tree_of_node = np.searchsorted(self.roots, np.arange(len(self.value)), side="right") - 1
+        split = ~self.is_leaf
+        group_trees = []
+        for only in _AFFECTED:
+            columns = np.array([name in only for name, _ in _MATRIX_COLUMNS])
+            uses = split & columns[self.feature]
+            group_trees.append(np.unique(tree_of_node[uses]).astype(np.intp))
+        object.__setattr__(self, "_group_trees", tuple(group_trees))
         py = (
             self.roots.tolist(),
             self.feature.tolist(),
@@ -434,106 +499,106 @@ class TreeEnsembleScorer:
             self.right.tolist(),
             self.value.tolist(),
             self.is_leaf.tolist(),
+            [t.tolist() for t in group_trees],
         )
         object.__setattr__(self, "_py", py)
 
-    @property
-    def base_logit(self) -> float:
-        """Calibrated logit of the expected raw score (baseline + every root's expectation)."""
-        raw = self.baseline + float(self.value[self.roots].sum())
-        return -(self.calibration_a * raw + self.calibration_b)
-
-    def _walk(self, x: np.ndarray, attribute: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Leaves reached (n, trees) and, if asked, per-column path contributions (n, d) of raw score."""
+    def _walk(self, x: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        """The leaf values (n, len(roots)) the rows of x reach in the trees starting at roots."""
         n = x.shape[0]
-        node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
+        node = np.broadcast_to(roots, (n, len(roots))).copy()
         rows = np.arange(n)[:, None]
-        contrib = np.zeros_like(x) if attribute else None
         for _ in range(self.max_depth):
             f = self.feature[node]
             v = x[rows, f]
             go_left = np.where(np.isnan(v), self.missing_left[node], v <= self.threshold[node])
-            nxt = np.where(go_left, self.left[node], self.right[node])
-            if contrib is not None:
-                delta = self.value[nxt] - self.value[node]  # zero for a leaf (it points to itself)
-                np.add.at(contrib, (np.broadcast_to(rows, f.shape), f), delta)
-            node = nxt
-        return node, contrib
+            node = np.where(go_left, self.left[node], self.right[node])
+        return self.value[node]
 
-    def _chunks(self, eng: EngineeredColumns) -> Iterator[tuple[int, EngineeredColumns]]:
+    def _chunks(self, raw: RawColumns) -> Iterator[tuple[int, RawColumns]]:
         """Row slices small enough that the (rows x trees) index arrays stay ~8 MB."""
         step = max(1, 1_048_576 // max(1, len(self.roots)))
-        for start in range(0, eng.n, step):
-            yield (
-                start,
-                EngineeredColumns(
-                    n=min(step, eng.n - start),
-                    codes={k: v[start : start + step] for k, v in eng.codes.items()},
-                    numeric={k: v[start : start + step] for k, v in eng.numeric.items()},
-                ),
-            )
-
-    def _raw(self, eng: EngineeredColumns) -> np.ndarray:
-        out = np.empty(eng.n, dtype=np.float64)
-        for start, part in self._chunks(eng):
-            leaves, _ = self._walk(_model_matrix(part), attribute=False)
-            out[start : start + part.n] = self.baseline + self.value[leaves].sum(axis=1)
-        return out
+        for start in range(0, raw.n, step):
+            yield start, _slice_rows(raw, np.arange(start, min(start + step, raw.n)))
 
     def logits(self, columns: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """Calibrated logits of n rows of canonical columns."""
-        raw = self._raw(self.features.transform(_columns(columns)))
-        return -(self.calibration_a * raw + self.calibration_b)
+        raw_columns = self.features.encode(_columns(columns))
+        out = np.empty(raw_columns.n, dtype=np.float64)
+        for start, part in self._chunks(raw_columns):
+            leaves = self._walk(_model_matrix(self.features.derive(part)), self.roots)
+            out[start : start + part.n] = self.baseline + leaves.sum(axis=1)
+        return -(self.calibration_a * out + self.calibration_b)
 
     def predict_proba(self, columns: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """Churn probabilities of n rows (1-D array)."""
         return sigmoid(self.logits(columns))
 
     def contributions(self, columns: Mapping[str, Any] | pd.DataFrame) -> Contributions:
-        """Path (Saabas) attributions per contract field, in calibrated logit units."""
-        eng = self.features.transform(_columns(columns))
-        values = np.empty((eng.n, len(ATTRIBUTION_FIELDS)), dtype=np.float64)
-        for start, part in self._chunks(eng):
-            _, raw_contrib = self._walk(_model_matrix(part), attribute=True)
-            assert raw_contrib is not None
-            values[start : start + part.n] = (-self.calibration_a) * (raw_contrib @ self._column_fields)
-        return Contributions(self.base_logit, ATTRIBUTION_FIELDS, values)
+        """Each factor's impact: the logit change when its fields move to the reference."""
+        builder = self.features
+        raw_columns = builder.encode(_columns(columns))
+        values = np.empty((raw_columns.n, len(FACTOR_GROUPS)), dtype=np.float64)
+        scale = -self.calibration_a
+        for start, part in self._chunks(raw_columns):
+            eng = builder.derive(part)
+            leaves = self._walk(_model_matrix(eng), self.roots)
+            for j, (group, only, trees) in enumerate(zip(FACTOR_GROUPS, _AFFECTED, self._group_trees, strict=True)):
+                if len(trees) == 0:
+                    values[start : start + part.n, j] = 0.0
+                    continue
+                moved_raw = builder.move_columns(part, group.fields)
+                rows = np.flatnonzero(_moved_rows(part, moved_raw))
+                impact = np.zeros(part.n, dtype=np.float64)
+                if len(rows):
+                    # Only the rows the move changes, through the trees it can change.
+                    changed = builder.derive(_slice_rows(moved_raw, rows), only)
+                    moved = EngineeredColumns(
+                        n=len(rows),
+                        codes={**{k: v[rows] for k, v in eng.codes.items()}, **changed.codes},
+                        numeric={**{k: v[rows] for k, v in eng.numeric.items()}, **changed.numeric},
+                    )
+                    moved_leaves = self._walk(_model_matrix(moved), self.roots[trees])
+                    impact[rows] = scale * (leaves[np.ix_(rows, trees)] - moved_leaves).sum(axis=1)
+                values[start : start + part.n, j] = impact
+        return Contributions(FACTOR_GROUPS, values)
 
     def explain(self, columns: Mapping[str, Any] | pd.DataFrame, top_k: int = DEFAULT_TOP_K) -> list[list[Factor]]:
         """The top_k factors of each row, largest absolute impact first."""
         return _explain_matrix(self.contributions(columns).values, top_k)
 
+    def _leaves_one(self, x: list[float], trees: Sequence[int]) -> list[float]:
+        roots, feature, threshold, missing_left, left, right, value, is_leaf, _ = self._py
+        out = []
+        for t in trees:
+            node = roots[t]
+            while not is_leaf[node]:
+                v = x[feature[node]]
+                if v != v:
+                    node = left[node] if missing_left[node] else right[node]
+                else:
+                    node = left[node] if v <= threshold[node] else right[node]
+            out.append(value[node])
+        return out
+
     def score_one(self, record: Mapping[str, Any], top_k: int = DEFAULT_TOP_K) -> tuple[float, list[Factor]]:
         """(probability, top factors) of one record, in pure Python."""
-        codes, numeric = self.features.transform_one(record)
-        x = _model_row(codes, numeric)
-        roots, feature, threshold, missing_left, left, right, value, is_leaf = self._py
-        column_contrib = [0.0] * len(x)
-        raw = self.baseline
-        for root in roots:
-            node = root
-            raw += value[root]
-            while not is_leaf[node]:
-                f = feature[node]
-                v = x[f]
-                if v != v:
-                    nxt = left[node] if missing_left[node] else right[node]
-                else:
-                    nxt = left[node] if v <= threshold[node] else right[node]
-                column_contrib[f] += value[nxt] - value[node]
-                node = nxt
-        # raw so far is baseline + sum of root expectations; adding the path deltas gives the leaves.
-        raw += sum(column_contrib)
+        builder = self.features
+        x = _model_row(*builder.transform_one(record))
+        all_trees = range(len(self._py[0]))
+        leaves = self._leaves_one(x, all_trees)
+        raw = self.baseline + sum(leaves)
         scale = -self.calibration_a
-        contrib = [0.0] * len(ATTRIBUTION_FIELDS)
-        for j, c in enumerate(column_contrib):
-            if c != 0.0:
-                sources = _MATRIX_SOURCES[j]
-                share = scale * c / len(sources)
-                for s in sources:
-                    contrib[s] += share
+        impacts = []
+        for group, trees in zip(FACTOR_GROUPS, self._py[8], strict=True):
+            if not trees:
+                impacts.append(0.0)
+                continue
+            moved = _model_row(*builder.transform_one(builder.move_record(record, group.fields)))
+            moved_leaves = self._leaves_one(moved, trees)
+            impacts.append(scale * sum(leaves[t] - m for t, m in zip(trees, moved_leaves, strict=True)))
         logit = -(self.calibration_a * raw + self.calibration_b)
-        return _sigmoid_one(logit), _top_factors(contrib, top_k)
+        return _sigmoid_one(logit), _top_factors(impacts, top_k)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""

@@ -21,9 +21,10 @@ HistGradientBoosting depth 3, raw fields      0.8558 (0.8394-0.8704)   0.1315
 HistGradientBoosting sklearn defaults         0.8404 (0.8231-0.8533)   0.1381
 ============================================  =======================  ======
 
-Boosting is no better on this data, while the linear model gives exact additive explanations
-and a compiled scorer ~30x faster in batches (2.2M vs 70k customers/s) and ~8x for one record
-(16 us vs 124 us). ``algorithm="auto"`` still re-measures both on the training part's CV folds
+Boosting is no better on this data, while the linear model gives cheap, stable explanations
+(a factor's impact only needs the weights of the features it feeds) and a compiled scorer ~30x
+faster in batches (2.2M vs 70k customers/s) and ~20x for one record with its factors (see
+MODEL_SELECTION.md). ``algorithm="auto"`` still re-measures both on the training part's CV folds
 and keeps logistic regression unless boosting beats it by more than ``AUTO_MARGIN`` CV ROC AUC,
 so a different data set can pick boosting.
 

@@ -31,7 +31,7 @@ import pandas as pd
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from churn_ml.features import ATTRIBUTION_FIELDS
+from churn_ml.features import FACTOR_GROUPS
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
 from churn_ml.scorer import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
@@ -43,9 +43,9 @@ LEVEL_RANK = {level.value: rank for rank, level in enumerate(RISK_LEVELS)}
 _NO_RANK = -1
 _PREVIOUS = "previous_risk_level"
 _IMPACT_SCALE = 10**IMPACT_DECIMALS
-# Field index fits in the low 5 bits of a (field, impact) key; 21 attribution fields today.
+# Factor index fits in the low 5 bits of a (factor, impact) key; 18 factor groups today.
 _FIELD_BITS = 5
-assert len(ATTRIBUTION_FIELDS) < 2**_FIELD_BITS
+assert len(FACTOR_GROUPS) < 2**_FIELD_BITS
 
 # Columns a job writes; the others (department, key, user) take their NULL default.
 WRITE_COLUMNS = (
@@ -228,8 +228,9 @@ def file_part_input(result: ValidationResult, lines: Sequence[int], max_rejected
 def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS) -> list[str]:
     """Each row's top factors as the contract's JSON text, equal to ``scorer.explain`` of the row.
 
-    Same selection as the scorer (stable sort by absolute contribution, impacts rounded to 1e-4,
-    zero impacts left out). Distinct (field, impact) pairs are formatted once and looked up.
+    Same selection as the scorer (stable sort by absolute impact, impacts rounded to 1e-4, zero
+    impacts left out), same object as ``Factor.as_dict``. Distinct (factor, impact) pairs are
+    formatted once and looked up.
     """
     n = values.shape[0]
     if n == 0:
@@ -240,9 +241,14 @@ def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS) -> list[str]:
     scaled = np.rint(np.take_along_axis(values, order, axis=1) * _IMPACT_SCALE).astype(np.int64)
     keys = (scaled << _FIELD_BITS) | order
     codes, uniques = pd.factorize(keys.ravel())
-    prefixes = [f'{{"feature":"{name}","impact":' for name in ATTRIBUTION_FIELDS]
+    prefixes = [f'{{"feature":"{g.feature}","impact":' for g in FACTOR_GROUPS]
+    suffixes = [f',"fields":{json.dumps(list(g.fields))},"label":{json.dumps(g.label)}}}' for g in FACTOR_GROUPS]
     texts = np.array(
-        [f"{prefixes[key & 31]}{(key >> _FIELD_BITS) / _IMPACT_SCALE!r}}}" for key in uniques.tolist()], dtype=object
+        [
+            f"{prefixes[key & 31]}{(key >> _FIELD_BITS) / _IMPACT_SCALE!r}{suffixes[key & 31]}"
+            for key in uniques.tolist()
+        ],
+        dtype=object,
     )
     table = texts[codes].reshape(n, k).tolist()
     out = ["[" + ",".join(row) + "]" for row in table]

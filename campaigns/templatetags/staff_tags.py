@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from babel.numbers import format_currency
@@ -9,33 +10,11 @@ from django import template
 from django.conf import settings
 from django.utils.http import urlencode
 
+from churn_ml.scorer import stored_factor
+
 register = template.Library()
 
-FIELD_LABELS = {
-    "gender": "Gender",
-    "senior_citizen": "Senior citizen",
-    "partner": "Has a partner",
-    "dependents": "Has dependents",
-    "tenure_months": "Tenure",
-    "phone_service": "Phone service",
-    "multiple_lines": "Multiple lines",
-    "internet_service": "Internet service",
-    "online_security": "Online security",
-    "online_backup": "Online backup",
-    "device_protection": "Device protection",
-    "tech_support": "Tech support",
-    "streaming_tv": "Streaming TV",
-    "streaming_movies": "Streaming movies",
-    "contract_type": "Contract",
-    "paperless_billing": "Paperless billing",
-    "payment_method": "Payment method",
-    "monthly_charges": "Monthly charges",
-    "total_charges": "Total charges",
-    "age": "Age",
-    "income": "Income",
-}
-
-# Impacts are contributions to the model's log-odds: 0.5 moves a 50% probability to about 62%.
+# Impacts are changes of the model's log-odds: 0.5 moves a 50% probability to about 62%.
 STRONG_IMPACT = 0.5
 NOTICEABLE_IMPACT = 0.15
 
@@ -75,26 +54,51 @@ def get_item(mapping: dict[str, Any], key: str) -> Any:
     return mapping.get(key) if isinstance(mapping, dict) else None
 
 
-def _value_words(name: str, value: Any) -> str:
+def _value_words(name: str, value: Any, *, with_unit: bool = False) -> str:
     if value is None:
-        return "not given"
+        return f"{_SHORT_NAMES.get(name, name.replace('_', ' '))} not given" if with_unit else "not given"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if name == "tenure_months":
         return f"{value} month" if value == 1 else f"{value} months"
     if name in {"monthly_charges", "total_charges"}:
-        return f"{value:,.2f}"
+        amount = money(float(value))
+        return f"{amount} {_UNITS[name]}" if with_unit else amount
     return str(value)
 
 
+_UNITS = {"monthly_charges": "a month", "total_charges": "total"}
+_SHORT_NAMES = {"monthly_charges": "monthly charges", "total_charges": "total charges"}
+
+
+def _scored_values(prediction: Any, customer: Any) -> Callable[[str], Any] | None:
+    """Where a factor's values come from: the record the prediction was scored with when it kept
+    one, else (older predictions) the customer's current values."""
+    inputs = getattr(prediction, "inputs", None)
+    if isinstance(inputs, dict):
+        return inputs.get
+    if customer is not None:
+        return lambda name: getattr(customer, name, None)
+    return None
+
+
 @register.simple_tag
-def factor_words(factor: dict[str, Any], customer: Any = None) -> str:
-    """'Contract (Month-to-month) raises the churn risk strongly' from {"feature", "impact"}."""
-    name = str(factor.get("feature", ""))
-    impact = float(factor.get("impact") or 0.0)
-    label = FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
-    if customer is not None and hasattr(customer, name):
-        label = f"{label} ({_value_words(name, getattr(customer, name))})"
+def factor_words(factor: dict[str, Any], prediction: Any = None, customer: Any = None) -> str:
+    """'Tenure and charges to date (1 month, $29.85 a month, $29.85 total) raises the churn risk strongly'.
+
+    Worded from the factor's label and the values the prediction was scored with.
+    """
+    item = stored_factor(factor)
+    label = str(item["label"])
+    fields = [str(name) for name in item["fields"]]
+    impact = float(item.get("impact") or 0.0)
+    values = _scored_values(prediction, customer)
+    if values is not None and fields:
+        if len(fields) == 1:
+            shown = _value_words(fields[0], values(fields[0]))
+        else:
+            shown = ", ".join(_value_words(name, values(name), with_unit=True) for name in fields)
+        label = f"{label} ({shown})"
     direction = "raises" if impact > 0 else "lowers"
     size = abs(impact)
     strength = "strongly" if size >= STRONG_IMPACT else ("noticeably" if size >= NOTICEABLE_IMPACT else "slightly")

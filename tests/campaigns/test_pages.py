@@ -18,7 +18,7 @@ from tests.campaigns.factories import (
     hand_computed_campaign,
     scored_customer,
 )
-from tests.factories import CustomerFactory, UserFactory
+from tests.factories import CustomerFactory, UserFactory, record
 
 pytestmark = pytest.mark.django_db
 
@@ -196,6 +196,54 @@ def test_customer_page(staff_client, staff_user, department):
     assert f'id="target-{target.pk}"' in body
     assert staff_client.get("/staff/customers/NOPE/").status_code == 404
     assert staff_client.get("/staff/customers/?q=CUST").status_code == 302
+
+
+TENURE_FACTOR = {
+    "feature": "tenure_months", "impact": 1.21, "fields": ["tenure_months", "monthly_charges", "total_charges"],
+    "label": "Tenure and charges to date",
+}
+
+
+def test_customer_page_words_factors_from_the_values_scored(staff_client):
+    """History is worded with the record each prediction was scored with, not today's values."""
+    customer = CustomerFactory(customer_id="CUST-2", contract_type="Two year", tenure_months=40, total_charges=2900.0)
+    scored_with = {
+        "customer_id": "CUST-2", "tenure_months": 1, "monthly_charges": 29.85, "total_charges": 29.85,
+        "contract_type": "Month-to-month",
+    }
+    PredictionFactory(
+        customer_id="CUST-2", churn_probability=0.89, inputs=scored_with,
+        top_factors=[TENURE_FACTOR, {"feature": "contract_type", "impact": 0.83, "fields": ["contract_type"],
+                                     "label": "Contract"}],
+    )
+    PredictionFactory(
+        customer_id="CUST-2", churn_probability=0.2, inputs=None, created_at=timezone.now() - timedelta(days=30),
+        top_factors=[{"feature": "contract_type", "impact": -1.1, "fields": ["contract_type"], "label": "Contract"}],
+    )
+    body = staff_client.get(f"/staff/customers/{customer.customer_id}/").content.decode()
+    assert "Tenure and charges to date (1 month, $29.85 a month, $29.85 total) raises the churn risk strongly" in body
+    assert "Contract (Month-to-month) raises the churn risk strongly" in body
+    # the older prediction kept no inputs: worded with the customer's current values
+    assert "Contract (Two year) lowers the churn risk strongly" in body
+    assert "Tenure (" not in body
+
+
+def test_a_scored_record_reads_the_way_the_model_moves(staff_client, key_client, active_version):
+    """End to end: a one-month, month-to-month customer scored over the API is a high risk
+    whose page says tenure and contract raise it, never that tenure lowers it."""
+    CustomerFactory(customer_id="NEW-1", tenure_months=30, total_charges=2000.0, contract_type="Two year")
+    scored = record(customer_id="NEW-1", tenure_months=1, total_charges=70.7, monthly_charges=70.7,
+                    contract_type="Month-to-month", internet_service="Fiber optic")
+    response = key_client.post("/api/v1/predictions/", scored, format="json")
+    assert response.status_code == 201, response.content
+    factors = {f["feature"]: f for f in response.json()["top_factors"]}
+    assert factors["tenure_months"]["impact"] > 0
+    assert factors["tenure_months"]["fields"] == ["tenure_months", "monthly_charges", "total_charges"]
+    assert factors["contract_type"]["impact"] > 0
+    body = staff_client.get("/staff/customers/NEW-1/").content.decode()
+    assert "Tenure and charges to date (1 month, $70.70 a month, $70.70 total) raises the churn risk" in body
+    assert "Contract (Month-to-month) raises the churn risk" in body
+    assert "lowers the churn risk" not in body.split("Tenure and charges to date")[1].split("</li>")[0]
 
 
 def test_campaign_page_shows_effectiveness(staff_client, staff_user, colleague, department):

@@ -57,3 +57,9 @@ def boosted(telco: tuple[pd.DataFrame, np.ndarray]) -> TrainedModel:
     """The alternative family, to test its compiled tree scorer."""
     frame, labels = telco
     return train(frame, labels, algorithm="gradient_boosting")
+
+
+@pytest.fixture(scope="module", params=["model", "boosted"])
+def trained(request: pytest.FixtureRequest) -> TrainedModel:
+    """Each model family in turn, for tests that must hold for both."""
+    return request.getfixturevalue(request.param)

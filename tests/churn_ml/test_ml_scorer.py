@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn_ml.features import CATEGORICAL_FEATURES, FEATURE_SPEC_VERSION, NUMERIC_FEATURES
+from churn_ml.features import FACTOR_GROUPS, FEATURE_SPEC_VERSION
 from churn_ml.schema import ENUM_FIELDS, FIELD_ORDER, INTERNET_ADDON_FIELDS, validate_records
 from churn_ml.scorer import (
     Factor,
@@ -21,11 +21,6 @@ from churn_ml.scorer import (
     compile_pipeline,
     scorer_from_dict,
 )
-
-
-@pytest.fixture(scope="module", params=["model", "boosted"])
-def trained(request):
-    return request.getfixturevalue(request.param)
 
 
 def test_the_default_model_is_the_linear_scorer(model) -> None:
@@ -42,36 +37,12 @@ def test_scorer_equals_pipeline_on_the_demo_file(trained, telco, telco_columns) 
     assert np.max(np.abs(actual - expected)) < 1e-9
 
 
-def test_contributions_reproduce_the_logit(trained, telco_columns) -> None:
+def test_contributions_have_one_column_per_factor_group(trained, telco_columns) -> None:
     contributions = trained.scorer.contributions(telco_columns)
-    logits = trained.scorer.logits(telco_columns)
-    assert contributions.fields == tuple(f for f in FIELD_ORDER if f != "gender")
-    assert np.max(np.abs(contributions.base_logit + contributions.values.sum(axis=1) - logits)) < 1e-9
-    # and the logits are those of the reference pipeline's probabilities
-    p = trained.scorer.predict_proba(telco_columns)
-    assert np.allclose(1 / (1 + np.exp(-logits)), p, rtol=0, atol=1e-12)
-
-
-def test_linear_contributions_are_coefficient_times_centred_value(model, telco) -> None:
-    """Recompute coefficient x (x - training mean) from the sklearn objects, independently."""
-    frame, _ = telco
-    pipeline = model.pipeline
-    encoded = pipeline[:2].transform(frame)  # features + one-hot
-    scaler = pipeline.named_steps["scale"]
-    calibrated = pipeline.named_steps["classifier"].calibrated_classifiers_[0]
-    coef = calibrated.estimator.coef_.ravel()
-    a = calibrated.calibrators[0].a_
-    # calibrated logit = -(a f + b), f = coef . (x - mean) / scale + intercept
-    per_column = -a * coef * (encoded - scaler.mean_) / scaler.scale_
-    names = [(f.name, f.sources) for f in CATEGORICAL_FEATURES for _ in f.categories]
-    names += [(f.name, f.sources) for f in NUMERIC_FEATURES]
-    fields = model.scorer.contributions({k: frame[k].to_numpy() for k in frame.columns}).fields
-    expected = np.zeros((len(frame), len(fields)))
-    for j, (_, sources) in enumerate(names):
-        for source in sources:
-            expected[:, fields.index(source)] += per_column[:, j] / len(sources)
-    actual = model.scorer.contributions({k: frame[k].to_numpy() for k in frame.columns}).values
-    assert np.max(np.abs(actual - expected)) < 1e-9
+    assert contributions.groups == FACTOR_GROUPS
+    assert contributions.fields == tuple(g.feature for g in FACTOR_GROUPS)
+    assert contributions.values.shape == (len(telco_columns["customer_id"]), len(FACTOR_GROUPS))
+    assert np.isfinite(contributions.values).all()
 
 
 def test_score_one_matches_the_batch_path(trained, telco_columns, telco_records) -> None:
@@ -81,7 +52,7 @@ def test_score_one_matches_the_batch_path(trained, telco_columns, telco_records)
     for i, record in enumerate(telco_records[:n]):
         p, top = trained.scorer.score_one(record, 5)
         assert p == pytest.approx(probabilities[i], abs=1e-12)
-        assert [f.feature for f in top] == [f.feature for f in factors[i]]
+        assert [(f.feature, f.fields, f.label) for f in top] == [(f.feature, f.fields, f.label) for f in factors[i]]
         assert [f.impact for f in top] == pytest.approx([f.impact for f in factors[i]], abs=1.5e-4)
 
 
@@ -125,10 +96,10 @@ def test_factors_name_contract_fields_sorted_and_rounded(trained, telco_columns)
         impacts = [abs(f.impact) for f in row]
         assert impacts == sorted(impacts, reverse=True)
         assert all(round(f.impact, 4) == f.impact and f.impact != 0.0 for f in row)
-    assert trained.scorer.explain({k: v[:3] for k, v in telco_columns.items()}, top_k=2)[0][0].as_dict().keys() == {
-        "feature",
-        "impact",
-    }
+    first = trained.scorer.explain({k: v[:3] for k, v in telco_columns.items()}, top_k=2)[0][0].as_dict()
+    assert first.keys() == {"feature", "impact", "fields", "label"}
+    assert first["fields"][0] == first["feature"]
+    assert first["label"]
 
 
 def test_contract_type_drives_month_to_month_risk(model, telco_records) -> None:
@@ -252,27 +223,38 @@ def valid_records(draw) -> dict:
     return record
 
 
+def _one_row(record: dict) -> dict[str, np.ndarray]:
+    return {
+        k: np.array([np.nan if v is None else v], dtype=np.float64)
+        if k in ("tenure_months", "monthly_charges", "total_charges", "age", "income")
+        else np.array([v], dtype=bool if isinstance(v, bool) else object)
+        for k, v in record.items()
+    }
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(record=valid_records())
-def test_property_single_equals_batch_and_contributions_add_up(model, boosted, record) -> None:
+def test_property_single_equals_batch_and_impacts_are_moves_to_the_reference(model, boosted, record) -> None:
     for scorer in (model.scorer, boosted.scorer):
-        columns = {
-            k: np.array([np.nan if v is None else v], dtype=np.float64)
-            if k in ("tenure_months", "monthly_charges", "total_charges", "age", "income")
-            else np.array([v], dtype=bool if isinstance(v, bool) else object)
-            for k, v in record.items()
-        }
+        columns = _one_row(record)
         p_batch = float(scorer.predict_proba(columns)[0])
-        p_one, _ = scorer.score_one(record)
+        p_one, top = scorer.score_one(record, len(FACTOR_GROUPS))
         assert p_one == pytest.approx(p_batch, rel=1e-9, abs=1e-12)
-        contributions = scorer.contributions(columns)
+        impacts = scorer.contributions(columns).values[0]
         logit = float(scorer.logits(columns)[0])
-        assert contributions.base_logit + contributions.values.sum() == pytest.approx(logit, rel=1e-9, abs=1e-9)
+        for group, impact in zip(FACTOR_GROUPS, impacts, strict=True):
+            moved = scorer.features.move_record(record, group.fields)
+            moved_logit = float(scorer.logits(_one_row(moved))[0])
+            assert impact == pytest.approx(logit - moved_logit, rel=1e-9, abs=1e-9)
+        assert {f.feature: f.impact for f in top} == {
+            g.feature: pytest.approx(round(v, 4), abs=1.5e-4) for g, v in zip(FACTOR_GROUPS, impacts, strict=True)
+            if round(v, 4) != 0.0
+        }
 
 
 def test_empty_batches_and_zero_factors(trained, telco_columns) -> None:
     empty = {k: v[:0] for k, v in telco_columns.items()}
     assert trained.scorer.predict_proba(empty).shape == (0,)
     assert trained.scorer.explain(empty) == []
-    assert trained.scorer.contributions(empty).values.shape == (0, 20)
+    assert trained.scorer.contributions(empty).values.shape == (0, len(FACTOR_GROUPS))
     assert trained.scorer.explain({k: v[:2] for k, v in telco_columns.items()}, top_k=0) == [[], []]

@@ -61,6 +61,11 @@ def test_score_a_full_record(key_client, active_version, api_key):
     assert body["recommendations"]
     assert 1 <= len(body["top_factors"]) <= 5
     assert {f["feature"] for f in body["top_factors"]} <= CONTRACT_FIELDS
+    for factor in body["top_factors"]:
+        assert set(factor) == {"feature", "impact", "fields", "label"}
+        assert factor["fields"][0] == factor["feature"]
+        assert set(factor["fields"]) <= CONTRACT_FIELDS
+        assert factor["label"]
     assert body["created_at"].endswith("Z")
     stored = Prediction.objects.get(prediction_id=body["prediction_id"])
     assert stored.requested_by_key_id == api_key[0].pk
