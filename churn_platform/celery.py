@@ -31,6 +31,8 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
 )
+from django.conf import settings
+from django.core.cache import cache
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "churn_platform.settings")
 
@@ -192,8 +194,6 @@ class Watchdogs(bootsteps.StartStopStep):
         self.trefs: list[Any] = []
 
     def start(self, worker: Any) -> None:
-        from django.conf import settings
-
         interval = settings.WORKER_WATCHDOG_SECONDS
         consumed = set(worker.app.amqp.queues.consume_from or ())
         tasks = [(queue, name) for queue, name in WATCHDOG_TASKS.items() if queue in consumed]
@@ -209,8 +209,6 @@ class Watchdogs(bootsteps.StartStopStep):
 
     @staticmethod
     def send(tasks: list[tuple[str, str]], interval: float) -> None:
-        from django.core.cache import cache
-
         for queue, name in tasks:
             try:
                 # Another worker sent it within this interval: skip. Cache down: send anyway.

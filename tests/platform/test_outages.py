@@ -204,9 +204,11 @@ CLIENT_CALLS = (
 def test_with_the_database_down_api_and_pages_answer_503_and_healthz_200():
     lines = _in_subprocess(CLIENT_CALLS, DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed_port()}/churn")
     api_status, api_retry = lines[0].split()
-    assert api_status == "503" and int(api_retry) > 0, lines
+    assert api_status == "503", lines
+    assert int(api_retry) > 0
     body = json.loads(lines[1])
-    assert body["code"] == "service_unavailable" and body["request_id"], body
+    assert body["code"] == "service_unavailable", body
+    assert body["request_id"]
     assert lines[2].split()[0] == "503", lines
     assert lines[3].split()[0] == "200", lines
     assert lines[4].split()[0] == "503", lines
@@ -218,7 +220,8 @@ def test_with_postgres_frozen_readyz_answers_within_two_seconds(silent_server):
         DATABASE_CONNECT_TIMEOUT="30",
     )
     healthz_status, healthz_seconds = lines[3].split()
-    assert healthz_status == "200" and float(healthz_seconds) < 0.5, lines
+    assert healthz_status == "200", lines
+    assert float(healthz_seconds) < 0.5, lines
     readyz_status, readyz_seconds = lines[4].split()
     assert readyz_status == "503", lines
     assert float(readyz_seconds) <= 2.0, lines
@@ -245,11 +248,13 @@ def test_the_web_process_has_statement_and_lock_timeouts_and_workers_do_not():
         "from churn_platform.exceptions import api_exception_handler;"
         "import time; t = time.monotonic()\n"
         "try:\n connection.cursor().execute('SELECT pg_sleep(5)')\n"
-        "except Exception as exc:\n r = api_exception_handler(exc, {}); print(r.status_code, round(time.monotonic() - t, 1))",
+        "except Exception as exc:\n"
+        " r = api_exception_handler(exc, {}); print(r.status_code, round(time.monotonic() - t, 1))",
         CHURN_PROCESS_ROLE="web", DATABASE_STATEMENT_TIMEOUT="0.5",
     )
     status, seconds = slow[-1].split()
-    assert status == "503" and float(seconds) < 2, slow
+    assert status == "503", slow
+    assert float(seconds) < 2, slow
 
 
 # --- finding 14: load shedding --------------------------------------------------------------
@@ -286,7 +291,8 @@ def test_the_kernel_queue_wait_is_read_from_tcp_info():
         accepted, _ = server.accept()
         with accepted:
             waited = kernel_wait_seconds(accepted)
-        assert waited is not None and 0.5 <= waited < 5
+        assert waited is not None
+        assert 0.5 <= waited < 5
     finally:
         client.close()
         server.close()
