@@ -18,7 +18,9 @@ import requests
 from tests.faults.conftest import HEADERS, Load, assert_every_201_stored, database_url, shares
 
 # django_db makes pytest-django create the test database that the processes under fault copy.
-pytestmark = [pytest.mark.timeout(600), pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = [
+    pytest.mark.timeout(600), pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db,
+]
 CUT = float(os.environ.get("FAULT_CUT_SECONDS", "20"))
 
 

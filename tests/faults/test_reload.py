@@ -12,7 +12,9 @@ import pytest
 from tests.faults.conftest import Load, assert_every_201_stored, shares
 
 # django_db makes pytest-django create the test database that the processes under fault copy.
-pytestmark = [pytest.mark.timeout(600), pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = [
+    pytest.mark.timeout(600), pytest.mark.faults, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db,
+]
 
 
 def workers_of(master: int) -> set[int]:

@@ -228,19 +228,24 @@ def test_with_postgres_frozen_readyz_answers_within_two_seconds(silent_server):
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db
 def test_the_web_process_has_statement_and_lock_timeouts_and_workers_do_not():
     from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
+    db = connection.settings_dict
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    test_db = f"postgres://{db.get('USER') or 'postgres'}@{host}:{port}/{db['NAME']}"
     code = (
         "import django; django.setup(); from django.db import connection;"
         "c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0]);"
         "c.execute('SHOW lock_timeout'); print(c.fetchone()[0])"
     )
-    web = _in_subprocess(code, CHURN_PROCESS_ROLE="web", DATABASE_STATEMENT_TIMEOUT="1.5", DATABASE_LOCK_TIMEOUT="0.5")
+    web = _in_subprocess(code, DATABASE_URL=test_db, CHURN_PROCESS_ROLE="web", DATABASE_STATEMENT_TIMEOUT="1.5",
+                         DATABASE_LOCK_TIMEOUT="0.5")
     assert web == ["1500ms", "500ms"]
-    worker = _in_subprocess(code, CHURN_PROCESS_ROLE="")
+    worker = _in_subprocess(code, DATABASE_URL=test_db, CHURN_PROCESS_ROLE="")
     assert worker == ["0", "0"]
     slow = _in_subprocess(
         "import django; django.setup();"
@@ -250,7 +255,7 @@ def test_the_web_process_has_statement_and_lock_timeouts_and_workers_do_not():
         "try:\n connection.cursor().execute('SELECT pg_sleep(5)')\n"
         "except Exception as exc:\n"
         " r = api_exception_handler(exc, {}); print(r.status_code, round(time.monotonic() - t, 1))",
-        CHURN_PROCESS_ROLE="web", DATABASE_STATEMENT_TIMEOUT="0.5",
+        DATABASE_URL=test_db, CHURN_PROCESS_ROLE="web", DATABASE_STATEMENT_TIMEOUT="0.5",
     )
     status, seconds = slow[-1].split()
     assert status == "503", slow
