@@ -17,8 +17,23 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from accounts.authentication import WINDOW_SECONDS, ApiKeyCaller, client_ip, rate_counter_key
+from churn_platform.metrics import RATE_LIMIT_DEGRADED
 
 logger = logging.getLogger(__name__)
+# While the cache is down requests go through unthrottled (fail-open): refusing every request
+# would turn a cache outage into an API outage. Logged at most this often per process.
+_DEGRADED_LOG_INTERVAL = 60.0
+_degraded_logged_at = -_DEGRADED_LOG_INTERVAL
+
+
+def _degraded(exc: Exception) -> bool:
+    global _degraded_logged_at
+    RATE_LIMIT_DEGRADED.inc()
+    now = time.monotonic()
+    if now - _degraded_logged_at >= _DEGRADED_LOG_INTERVAL:
+        _degraded_logged_at = now
+        logger.warning("Rate limiting degraded: the counter is unavailable (%s); letting requests through", exc)
+    return True
 
 
 def _limit_for(request: Any) -> tuple[str, int]:
@@ -44,9 +59,8 @@ class CallerRateThrottle(BaseThrottle):
             window = int(now // WINDOW_SECONDS)
             try:
                 count = cache.incr_with_expiry(rate_counter_key(ident, window), WINDOW_SECONDS * 2)
-            except Exception:
-                logger.warning("Rate-limit counter unavailable; letting the request through", exc_info=True)
-                return True
+            except Exception as exc:
+                return _degraded(exc)
         if count <= limit:
             return True
         self._wait = (window + 1) * WINDOW_SECONDS - now

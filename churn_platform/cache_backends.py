@@ -4,12 +4,17 @@ django-prometheus's cache metrics (django_cache_get_total, django_cache_get_hits
 django-prometheus ships such backends, but its Redis one needs the django-redis package and its
 local-memory one returns the default for cached falsy values (0, "", False); these keep Django's
 semantics exactly.
+
+The Redis backend sits behind a per-process circuit breaker (churn_platform.outages.CacheBreaker):
+a failed call opens it for CACHE_RETRY_SECONDS, during which every call fails at once with
+CacheUnavailable instead of waiting on the socket timeout again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache as DjangoLocMemCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django_prometheus.cache.metrics import (
@@ -18,6 +23,8 @@ from django_prometheus.cache.metrics import (
     django_cache_hits_total,
     django_cache_misses_total,
 )
+
+from churn_platform.outages import CacheBreaker
 
 _MISSING = object()
 
@@ -36,16 +43,28 @@ def _counted_get(backend: str, get: Any, key: Any, default: Any, version: Any) -
     return value
 
 
+# One breaker per Redis server and process: Django makes a cache object per thread.
+_BREAKERS: dict[str, CacheBreaker] = {}
+
+_GUARDED = ("add", "set", "touch", "delete", "get_many", "has_key", "incr", "set_many", "delete_many", "clear")
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: Any) -> None:
         super().__init__(server, params)
         from churn_platform.redis_client import ReusingRedisCacheClient
 
         self._class = ReusingRedisCacheClient
+        location = ",".join(self._servers)
+        self.breaker = _BREAKERS.get(location) or _BREAKERS.setdefault(
+            location, CacheBreaker(getattr(settings, "CACHE_RETRY_SECONDS", 5))
+        )
 
     def incr_with_expiry(self, key: str, timeout: int) -> int:
         """Atomically count ``key`` up, expiring it ``timeout`` seconds after it was created."""
-        return self._cache.incr_with_expiry(self.make_and_validate_key(key), timeout)
+        return self.breaker.call(
+            "incr", self._cache.incr_with_expiry, self.make_and_validate_key(key), timeout
+        )
 
     def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
         """Read ``key`` and count ``counter_key`` up in one round trip (API key + rate limit)."""
@@ -58,11 +77,26 @@ class RedisCache(DjangoRedisCache):
             counted.append(count)
             return default if value is None else value
 
-        value = _counted_get("redis", get, key, None, None)
+        value = self.breaker.call("get", _counted_get, "redis", get, key, None, None)
         return value, counted[0]
 
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
-        return _counted_get("redis", super().get, key, default, version)
+        return self.breaker.call("get", _counted_get, "redis", super().get, key, default, version)
+
+
+def _guard(name: str) -> Any:
+    method = getattr(DjangoRedisCache, name)
+
+    def guarded(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
+        return self.breaker.call(name, method, self, *args, **kwargs)
+
+    guarded.__name__ = name
+    guarded.__doc__ = method.__doc__
+    return guarded
+
+
+for _name in _GUARDED:
+    setattr(RedisCache, _name, _guard(_name))
 
 
 class LocMemCache(DjangoLocMemCache):

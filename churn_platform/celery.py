@@ -15,7 +15,7 @@ import time
 from contextvars import Token
 from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import (
     before_task_publish,
     task_failure,
@@ -31,6 +31,8 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
 )
+from django.conf import settings
+from django.core.cache import cache
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "churn_platform.settings")
 
@@ -168,3 +170,56 @@ def _forget_child(pid: int | None = None, **_: object) -> None:
     from churn_platform.multiprocess import mark_dead
 
     mark_dead(pid or os.getpid())
+
+
+# --- watchdogs without beat -----------------------------------------------------------------
+
+# The tasks that take over work of a dead worker, by the queue they run on.
+WATCHDOG_TASKS = {
+    "batch": "predictions.tasks.batch_jobs_watchdog",
+    "ingestion": "customers.tasks.ingestion_runs_resume_stale",
+}
+
+
+class Watchdogs(bootsteps.StartStopStep):
+    """Each worker sends the watchdog tasks of the queues it consumes, shortly after it starts and
+    then every WORKER_WATCHDOG_SECONDS, so a dead worker's batch chunks and ingestion runs are
+    taken over even where beat does not run. With several workers (and beat) the sends are
+    deduplicated through the cache; the watchdogs themselves are safe to run twice."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.trefs: list[Any] = []
+
+    def start(self, worker: Any) -> None:
+        interval = settings.WORKER_WATCHDOG_SECONDS
+        consumed = set(worker.app.amqp.queues.consume_from or ())
+        tasks = [(queue, name) for queue, name in WATCHDOG_TASKS.items() if queue in consumed]
+        if not interval or not tasks:
+            return
+        self.trefs.append(worker.timer.call_after(min(5.0, interval), self.send, (tasks, interval)))
+        self.trefs.append(worker.timer.call_repeatedly(interval, self.send, (tasks, interval)))
+
+    def stop(self, worker: Any) -> None:
+        for tref in self.trefs:
+            tref.cancel()
+        self.trefs.clear()
+
+    @staticmethod
+    def send(tasks: list[tuple[str, str]], interval: float) -> None:
+        for queue, name in tasks:
+            try:
+                # Another worker sent it within this interval: skip. Cache down: send anyway.
+                if not cache.add(f"worker-watchdog:{name}", 1, max(1, int(interval * 0.8))):
+                    continue
+            except Exception:  # noqa: S110 - the cache is optional here; the send below is not
+                pass
+            try:
+                app.send_task(name, queue=queue)
+            except Exception as exc:
+                logger.warning("Could not send the %s watchdog: %s", name, exc)
+
+
+app.steps["worker"].add(Watchdogs)

@@ -2,11 +2,15 @@
 
 Every error body is ``{"detail": "...", "code": "...", "request_id": "..."}``; validation errors add
 ``"errors": {field: [messages]}``. Clients branch on ``code``; people read ``detail``.
+
+An unavailable dependency (``churn_platform.outages``: a ServiceUnavailable, a database or Redis
+connection error, a statement timeout) is a 503 with Retry-After, never a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -17,6 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from churn_platform.logging import current_request_id
+from churn_platform.metrics import SERVICE_UNAVAILABLE
+from churn_platform.outages import OUTAGE_ERRORS, ServiceUnavailable, outage_detail
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +43,33 @@ def json_error(status: int, code: str, detail: str, errors: Any = None) -> JsonR
     return JsonResponse(error_body(code, detail, errors), status=status)
 
 
+def outage(exc: BaseException) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """(503 body, headers) when ``exc`` means a dependency is unavailable, else None."""
+    if not isinstance(exc, (ServiceUnavailable, *OUTAGE_ERRORS)):
+        return None
+    code = exc.code if isinstance(exc, ServiceUnavailable) else "service_unavailable"
+    retry_after = exc.retry_after if isinstance(exc, ServiceUnavailable) else ServiceUnavailable.retry_after
+    SERVICE_UNAVAILABLE.labels(reason=code if isinstance(exc, ServiceUnavailable) else type(exc).__name__).inc()
+    logger.warning("Answered 503: %s: %s", type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
+    return error_body(code, outage_detail(exc)), {"Retry-After": str(retry_after)}
+
+
+def outage_response(exc: BaseException) -> JsonResponse | None:
+    """The JSON 503 for errors raised outside DRF views (middleware, plain Django views)."""
+    answer = outage(exc)
+    if answer is None:
+        return None
+    body, headers = answer
+    return JsonResponse(body, status=503, headers=headers)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("too_large", "The request body is larger than the server accepts."), status=413)
-    from modelregistry.loader import ModelUnavailable
-
-    if isinstance(exc, ModelUnavailable):
-        return Response(error_body("model_unavailable", f"Scoring is unavailable: {exc}"), status=503)
+    answer = outage(exc)
+    if answer is not None:
+        body, headers = answer
+        return Response(body, status=503, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -98,6 +124,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
 
 
 def handler500(request: HttpRequest) -> Any:
+    # Django calls this from inside its exception handling, so the error is still at hand.
+    response = outage_response(sys.exc_info()[1]) if sys.exc_info()[1] is not None else None
+    if response is not None:
+        return response
     if wants_json(request):
         return json_error(500, "server_error", "The server failed to handle this request.")
     from django.views.defaults import server_error

@@ -81,3 +81,17 @@ CELERY_TASK_DURATION = Histogram(
 METRICS_COLLECTOR_ERRORS = Counter(
     "churn_metrics_collector_errors_total", "Scrape-time collectors that could not read their source", ["collector"]
 )
+
+# --- outages (churn_platform.outages) ---------------------------------------------------------
+CACHE_ERRORS = Counter(
+    "churn_cache_errors_total", "Cache calls that failed, or were refused while Redis was down", ["operation"]
+)
+RATE_LIMIT_DEGRADED = Counter(
+    "churn_rate_limit_degraded_total", "Requests let through unthrottled because the rate-limit counter was unavailable"
+)
+SERVICE_UNAVAILABLE = Counter(
+    "churn_service_unavailable_total", "Requests answered 503 by reason", ["reason"]
+)
+REQUESTS_SHED = Counter(
+    "churn_requests_shed_total", "Requests answered 503 unworked because they waited in the queue too long"
+)

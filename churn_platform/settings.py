@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "churn_platform.middleware.RequestIdMiddleware",
+    # Before any work: a request that waited too long in the queue is answered 503 at once.
+    "churn_platform.middleware.LoadSheddingMiddleware",
     "churn_platform.observability.ApiMetricsMiddleware",
     "churn_platform.observability.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -86,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "churn_platform.middleware.ApiErrorMiddleware",
+    "churn_platform.middleware.OutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -115,7 +118,7 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE",
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
-    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while an eager task writes; the timeout rides out short locks.
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -124,6 +127,40 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # django-prometheus's wrappers of the same engines count queries, errors and their durations.
 if DATABASES["default"]["ENGINE"] in {f"django.db.backends.{e}" for e in ("postgresql", "sqlite3", "mysql")}:
     DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace("django.db.", "django_prometheus.db.")
+# --- OUTAGES: DATABASE TIMEOUTS ---------------------------------------------------------------
+# The request path (CHURN_PROCESS_ROLE=web, set by gunicorn.conf.py) gets statement and lock
+# timeouts, so a stuck query or a held lock costs a request at most that long (then a 503).
+# Every other process (Celery workers running batch jobs and ingestion, migrate, management
+# commands) uses the DATABASE_WORKER_* values, off by default: long statements are their job.
+# TCP keepalives on both ends let PostgreSQL drop a lost client's session (and its locks) within
+# about a minute, and let a client notice a lost server.
+CHURN_PROCESS_ROLE = env.str("CHURN_PROCESS_ROLE", default="")
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=20.0)
+DATABASE_LOCK_TIMEOUT = env.float("DATABASE_LOCK_TIMEOUT", default=5.0)
+DATABASE_WORKER_STATEMENT_TIMEOUT = env.float("DATABASE_WORKER_STATEMENT_TIMEOUT", default=0.0)
+DATABASE_WORKER_LOCK_TIMEOUT = env.float("DATABASE_WORKER_LOCK_TIMEOUT", default=0.0)
+
+
+def postgres_session_options(*, web: bool) -> str:
+    """libpq ``options``: per-session settings PostgreSQL applies to every connection."""
+    statement = DATABASE_STATEMENT_TIMEOUT if web else DATABASE_WORKER_STATEMENT_TIMEOUT
+    lock = DATABASE_LOCK_TIMEOUT if web else DATABASE_WORKER_LOCK_TIMEOUT
+    return " ".join((
+        f"-c statement_timeout={round(statement * 1000)}",
+        f"-c lock_timeout={round(lock * 1000)}",
+        "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+    ))
+
+
+for _db in DATABASES.values():
+    if _db["ENGINE"].endswith("postgresql"):
+        _db.setdefault("OPTIONS", {})
+        _db["OPTIONS"].setdefault("options", postgres_session_options(web=CHURN_PROCESS_ROLE == "web"))
+        _db["OPTIONS"].setdefault("keepalives", 1)
+        _db["OPTIONS"].setdefault("keepalives_idle", 30)
+        _db["OPTIONS"].setdefault("keepalives_interval", 10)
+        _db["OPTIONS"].setdefault("keepalives_count", 3)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Prediction rows commit without waiting for the WAL flush (see churn_platform.db.relaxed_commit).
 DATABASE_RELAXED_COMMIT = env.bool("DATABASE_RELAXED_COMMIT", default=True)
@@ -137,7 +174,11 @@ if REDIS_URL:
             "BACKEND": "churn_platform.cache_backends.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="churn"),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            # A frozen Redis costs a request at most one timeout: the breaker then refuses at once.
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT", default=1.0),
+                "socket_timeout": env.float("CACHE_SOCKET_TIMEOUT", default=1.0),
+            },
         }
     }
 else:
@@ -170,6 +211,25 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- OUTAGES: CACHE, BROKER, PROBES AND LOAD SHEDDING ----------------------------------------
+# After a failed Redis call, this process skips Redis for this many seconds (circuit breaker):
+# keys are verified from PostgreSQL and rate limits let requests through, logged and counted.
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=5.0)
+# Publishing a task to a frozen broker fails within seconds instead of hanging the request.
+BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_BROKER_TRANSPORT_OPTIONS.update(
+    socket_timeout=BROKER_SOCKET_TIMEOUT, socket_connect_timeout=BROKER_SOCKET_TIMEOUT
+)
+CELERY_REDIS_SOCKET_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# /readyz answers within this many seconds whatever hangs (below the 5 s probe timeout).
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=1.5)
+# A request that waited longer than this in the queue (ingress X-Request-Start, or the time its
+# bytes sat in the socket buffer) is answered 503 without being worked on; 0 turns shedding off.
+REQUEST_QUEUE_TIMEOUT_SECONDS = env.float("REQUEST_QUEUE_TIMEOUT_SECONDS", default=5.0)
+
 # --- BATCH SCORING AND RETRAINING -----------------------------------------------------------
 
 # Customers per chunk task. 25,000 keeps a worker process at ~250 MB peak (measured) and a chunk near
@@ -182,11 +242,16 @@ BATCH_CHUNK_SOFT_TIME_LIMIT = env.int("BATCH_CHUNK_SOFT_TIME_LIMIT", default=300
 BATCH_CHUNK_TIME_LIMIT = env.int("BATCH_CHUNK_TIME_LIMIT", default=360)
 # A chunk running this long without holding its lock, or pending this long with an empty batch
 # queue, lost its message (a worker killed before Redis' visibility timeout ran out): re-sent.
-BATCH_CHUNK_STALE_SECONDS = env.int("BATCH_CHUNK_STALE_SECONDS", default=BATCH_CHUNK_TIME_LIMIT + 300)
+# A chunk being scored holds its row lock for the whole work, and PostgreSQL releases it the
+# moment the worker's connection drops, so 60 s is far from any live chunk.
+BATCH_CHUNK_STALE_SECONDS = env.int("BATCH_CHUNK_STALE_SECONDS", default=60)
 # Schedules, as five-field cron lines in UTC ("off" disables one); `manage.py setup_schedules`
 # (also run by migrate) writes them to django-celery-beat.
 BATCH_SCORING_CRON = env.str("BATCH_SCORING_CRON", default="0 2 * * *")
-BATCH_WATCHDOG_CRON = env.str("BATCH_WATCHDOG_CRON", default="*/5 * * * *")
+BATCH_WATCHDOG_CRON = env.str("BATCH_WATCHDOG_CRON", default="* * * * *")
+INGESTION_WATCHDOG_CRON = env.str("INGESTION_WATCHDOG_CRON", default="* * * * *")
+# Without beat, each worker sends both watchdogs itself this often (and once at start); 0: off.
+WORKER_WATCHDOG_SECONDS = env.int("WORKER_WATCHDOG_SECONDS", default=60)
 RETRAIN_CRON = env.str("RETRAIN_CRON", default="0 3 1 * *")
 RETRAIN_EVALUATION_CRON = env.str("RETRAIN_EVALUATION_CRON", default="30 */6 * * *")
 # Retraining triggers: PSI of recent inputs per feature, live accuracy, mean confidence.
@@ -306,7 +371,9 @@ INGESTION_CHUNK_ROWS = env.int("INGESTION_CHUNK_ROWS", default=40_000)
 INGESTION_PIPELINE_THREADS = env.bool("INGESTION_PIPELINE_THREADS", default=True)
 INGESTION_WRITERS = env.int("INGESTION_WRITERS", default=2)
 # A running run whose worker has not reported for this long is taken over by the next attempt.
-INGESTION_STALE_SECONDS = env.int("INGESTION_STALE_SECONDS", default=600)
+INGESTION_STALE_SECONDS = env.int("INGESTION_STALE_SECONDS", default=60)
+# A running run's worker writes its heartbeat this often, whatever a chunk takes.
+INGESTION_HEARTBEAT_SECONDS = env.int("INGESTION_HEARTBEAT_SECONDS", default=15)
 # Largest HTTP source page (bytes).
 INGESTION_HTTP_MAX_PAGE_BYTES = env.int("INGESTION_HTTP_MAX_PAGE_BYTES", default=64 * 1024**2)
 # Fernet keys (comma-separated; the first encrypts, all decrypt, so keys can be rotated) for data

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from churn_platform.outages import ServiceUnavailable
 from modelregistry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,14 @@ STAMP_TTL_SECONDS = 60
 CHECK_INTERVAL_SECONDS = 1.0
 
 
-class ModelUnavailable(Exception):
-    """No usable active model: none promoted, or its artifact cannot be loaded."""
+class ModelUnavailable(ServiceUnavailable):
+    """No usable active model: none promoted, or its artifact cannot be loaded (a 503)."""
+
+    code = "model_unavailable"
+    retry_after = 30
+
+    def public_detail(self) -> str:
+        return f"Scoring is unavailable: {self}"
 
 
 @dataclass(frozen=True)

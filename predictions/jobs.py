@@ -7,8 +7,11 @@ predictions and marks the chunk done in one transaction under a lock on the chun
 redelivered or duplicated chunk finds it done and writes nothing; the unique (job, customer_id)
 index makes the database refuse a second prediction anyway. The chunk that completes the set
 enqueues ``batch_job_finish``: final status, per-worker throughput, the results file, the audit
-entry and the ``batch_job_finished`` signal. ``batch_jobs_watchdog`` (beat, every few minutes)
-re-sends chunks whose messages were lost and finishes jobs whose last follow-up was lost.
+entry and the ``batch_job_finished`` signal. ``batch_jobs_watchdog`` (beat every minute, and
+each worker without beat: churn_platform.celery.Watchdogs) re-sends chunks whose messages were
+lost and finishes jobs whose last follow-up was lost. A chunk's liveness is its row lock, held by
+the scoring transaction for the whole work and released by PostgreSQL as soon as the worker's
+connection drops: running, unlocked and started over BATCH_CHUNK_STALE_SECONDS (60) ago is lost.
 
 Lock order: chunk row, then job row (the chunk's counters). Nothing locks them the other way
 round except with SKIP LOCKED, so no two of these transactions can deadlock.
@@ -807,9 +810,9 @@ def batch_jobs_watchdog(*, now: datetime | None = None, queue_depth: int | None 
         depths = queue_depths()
         queue_depth = depths.get("batch") if depths is not None else None
     summary = {"chunks_resent": 0, "jobs_finished": 0, "jobs_restarted": 0}
-    for job_id in BatchJob.objects.filter(status=BatchJobStatus.QUEUED, created_at__lt=stale_before).values_list(
-        "pk", flat=True
-    ):
+    # A queued job behind a busy batch queue is waiting, not lost.
+    queued = BatchJob.objects.filter(status=BatchJobStatus.QUEUED, created_at__lt=stale_before)
+    for job_id in queued.values_list("pk", flat=True) if queue_depth in (0, None) else ():
         _send_start(job_id)
         summary["jobs_restarted"] += 1
     for job in BatchJob.objects.filter(status=BatchJobStatus.RUNNING):

@@ -27,6 +27,10 @@ SCHEDULES = (
              "batch", "Scores every stored customer; customers whose risk level rose are flagged for campaigns."),
     Schedule("predictions: batch job watchdog", "predictions.tasks.batch_jobs_watchdog", "BATCH_WATCHDOG_CRON",
              "batch", "Re-sends chunks whose messages were lost and finishes jobs whose finish was lost."),
+    # Created every five minutes by customers' migration 0003; the setting now rules it.
+    Schedule("ingestion: resume stale runs", "customers.tasks.ingestion_runs_resume_stale",
+             "INGESTION_WATCHDOG_CRON", "ingestion",
+             "Queue again the ingestion runs whose worker stopped reporting (killed, lost message)."),
     Schedule("modelregistry: monthly retraining", "modelregistry.tasks.retrain_scheduled", "RETRAIN_CRON",
              "training", "Retrains on the stored customers and outcomes; the promotion policy applies."),
     Schedule("modelregistry: retraining triggers", "modelregistry.tasks.evaluate_retraining_triggers",

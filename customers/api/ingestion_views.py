@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -45,6 +45,14 @@ class UploadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
     default_detail = "The file is larger than the server accepts."
+
+
+class RunConflict(exceptions.APIException):
+    """The run is running (its worker is alive), queued or finished: nothing to retry."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "run_not_retryable"
+    default_detail = "Only failed or stalled runs can be retried."
 
 
 class LengthRequired(exceptions.APIException):
@@ -125,7 +133,10 @@ class IngestionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         page = self.paginate_queryset(quarantined_rows(run=run))
         return self.get_paginated_response(QuarantinedRowSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses={202: IngestionRunSerializer})
+    @extend_schema(request=None, responses={
+        202: IngestionRunSerializer,
+        409: OpenApiResponse(description="The run is running (its worker is alive), queued or finished."),
+    })
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         """Queue a failed or stalled run again; it resumes after its last committed chunk."""
@@ -133,7 +144,7 @@ class IngestionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         try:
             run = ingestion_run_retry(run_id=run.pk, actor=actor_for_request(request))
         except RunNotRetryable as exc:
-            raise exceptions.ValidationError({"status": [str(exc)]}) from None
+            raise RunConflict(str(exc)) from None
         run.refresh_from_db()
         return Response(IngestionRunSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 

@@ -22,6 +22,7 @@ from django.db.models.functions import Mod
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
+from churn_platform.heartbeat import Heartbeat
 from churn_platform.metrics import INGESTION_RUNS
 from customers.ingestion import anomalies
 from customers.ingestion.mapping import MappingError
@@ -196,6 +197,17 @@ def ingestion_run_execute(*, run_id: Any) -> IngestionRun | None:
     run = _claim(run_id, token)
     if run is None:
         return IngestionRun.objects.filter(pk=run_id).first()
+    # Alive whatever one chunk or one source read takes: a run silent for INGESTION_STALE_SECONDS
+    # is taken over (its worker died).
+    with Heartbeat(lambda: _beat(run.pk, token), settings.INGESTION_HEARTBEAT_SECONDS, name=f"ingestion-{run.pk}"):
+        return _execute(run, token)
+
+
+def _beat(run_id: Any, token: str) -> None:
+    IngestionRun.objects.filter(pk=run_id, worker=token, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def _execute(run: IngestionRun, token: str) -> IngestionRun | None:
     stream: IO[bytes] | None = None
     try:
         source = run.data_source
@@ -328,7 +340,10 @@ def ingestion_run_retry(*, run_id: Any, actor: Actor) -> IngestionRun:
     stale = timezone.now() - timedelta(seconds=settings.INGESTION_STALE_SECONDS)
     stalled = run.status == RunStatus.RUNNING and (run.heartbeat_at is None or run.heartbeat_at <= stale)
     if run.status != RunStatus.FAILED and not stalled:
-        raise RunNotRetryable(f"The run is {run.status}; only failed or stalled runs can be retried.")
+        raise RunNotRetryable(
+            f"The run is {run.status}; only failed or stalled runs (no heartbeat for "
+            f"{settings.INGESTION_STALE_SECONDS} s) can be retried."
+        )
     run.status = RunStatus.QUEUED
     run.error = ""
     run.finished_at = None

@@ -135,8 +135,9 @@ def test_a_failed_run_can_be_retried(post_file, key_client, django_capture_on_co
 
     done = post_file(telco_csv([telco("Z-1")])).json()
     refused = key_client.post(f"{URL}{done['id']}/retry/")
-    assert refused.status_code == 400
-    assert "only failed or stalled runs" in refused.json()["errors"]["status"][0]
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "run_not_retryable"
+    assert "only failed or stalled runs" in refused.json()["detail"]
 
 
 def test_customer_detail_lists_recent_events(key_client):
