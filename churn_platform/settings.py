@@ -313,6 +313,21 @@ INGESTION_HTTP_MAX_PAGE_BYTES = env.int("INGESTION_HTTP_MAX_PAGE_BYTES", default
 # source passwords. Unset outside production, a key is derived from DJANGO_SECRET_KEY.
 DATA_SOURCE_ENCRYPTION_KEYS = env.list("DATA_SOURCE_ENCRYPTION_KEY", default=[])
 
+# --- EGRESS AND QUOTAS (data sources, quarantine, batch jobs) ------------------------------
+
+# Data sources may reach only public addresses; these CIDRs, addresses or host names are allowed
+# too (comma-separated), e.g. "10.20.0.0/16,crm-replica.internal".
+DATA_SOURCE_ALLOWED_NETWORKS = env.list("DATA_SOURCE_ALLOWED_NETWORKS", default=[])
+# Rejected rows kept in full per ingestion run; those beyond are counted, not stored.
+INGESTION_QUARANTINE_MAX_ROWS = env.int("INGESTION_QUARANTINE_MAX_ROWS", default=10_000)
+# A run whose first chunk (of at least INGESTION_FAIL_FAST_MIN_ROWS rows) is rejected in more than
+# this share stops there: the file or the mapping is wrong, and the rest would only fill quarantine.
+INGESTION_FAIL_FAST_REJECTED_SHARE = env.float("INGESTION_FAIL_FAST_REJECTED_SHARE", default=0.5)
+INGESTION_FAIL_FAST_MIN_ROWS = env.int("INGESTION_FAIL_FAST_MIN_ROWS", default=100)
+# Batch prediction jobs per department: queued or running at once, and created per hour (0: no limit).
+BATCH_JOBS_MAX_ACTIVE_PER_DEPARTMENT = env.int("BATCH_JOBS_MAX_ACTIVE_PER_DEPARTMENT", default=2)
+BATCH_JOBS_MAX_PER_HOUR_PER_DEPARTMENT = env.int("BATCH_JOBS_MAX_PER_HOUR_PER_DEPARTMENT", default=20)
+
 # --- CORS AND SECURITY ----------------------------------------------------------------------
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

@@ -69,6 +69,15 @@ def _media(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.INGESTION_CHUNK_ROWS = 4
 
 
+@pytest.fixture(autouse=True)
+def _loopback_sources(settings):  # type: ignore[no-untyped-def]
+    """The test servers (PostgreSQL, MariaDB, HTTP, Redis) listen on 127.0.0.1: allow it, as an operator would.
+
+    Tests of the egress policy itself set DATA_SOURCE_ALLOWED_NETWORKS back to nothing.
+    """
+    settings.DATA_SOURCE_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 @pytest.fixture
 def upload(django_capture_on_commit_callbacks, department) -> Callable[..., IngestionRun]:  # type: ignore[no-untyped-def]
     """Upload bytes as the department's API client would, and let the worker task run (eagerly)."""
