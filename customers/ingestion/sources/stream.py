@@ -44,6 +44,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.services import SYSTEM, audit_record
 from churn_ml.schema import FIELD_ORDER, INTERNET_ADDON_FIELDS, KNOWN_FIELDS, parse_churn_labels, validate_records
+from churn_platform.datetimes import OffsetOutOfRange, storable
 from churn_platform.metrics import INGESTION_ROWS, INGESTION_RUNS
 from customers.ingestion.pipeline import json_safe, request_rescore, run_outcome
 from customers.ingestion.sources import connect_address
@@ -326,6 +327,10 @@ class EventConsumer:
                 raise EventRejected({"occurred_at": ["Must be an ISO 8601 date and time."]})
             if timezone.is_naive(occurred_at):
                 occurred_at = timezone.make_aware(occurred_at, timezone.get_fixed_timezone(0))
+            try:
+                occurred_at = storable(occurred_at)
+            except OffsetOutOfRange as exc:
+                raise EventRejected({"occurred_at": [str(exc)]}) from None
         customer = Customer.objects.select_for_update().filter(customer_id=customer_id).first()
         if customer is None and event_type != EventType.CUSTOMER_UPDATED:
             raise EventRejected({"customer_id": [f"No customer {customer_id!r}; a {event_type} needs one."]})
