@@ -274,6 +274,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's error answers (400/401/403/404/429/503, 411/413 for uploads), in one shape.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "churn_platform.openapi.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "InternetAddonEnum": ["Yes", "No", "No internet service"],
         "PhoneLinesEnum": ["Yes", "No", "No phone service"],

@@ -14,6 +14,12 @@ class CountsSerializer(serializers.Serializer):
     updated = serializers.IntegerField(source="updated_count")
     unchanged = serializers.IntegerField(source="unchanged_count")
     rejected = serializers.IntegerField(source="rejected_count")
+    rejected_not_kept = serializers.SerializerMethodField(
+        help_text="Rejected rows counted but not kept (beyond INGESTION_QUARANTINE_MAX_ROWS per run)."
+    )
+
+    def get_rejected_not_kept(self, run: IngestionRun) -> int:
+        return int((run.quality or {}).get("rejected_not_kept", 0))
 
 
 class IngestionRunSerializer(serializers.ModelSerializer):

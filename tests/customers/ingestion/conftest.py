@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Mapping
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -92,3 +94,39 @@ def upload(django_capture_on_commit_callbacks, department) -> Callable[..., Inge
         return result
 
     return run
+
+
+@pytest.fixture
+def tcp_port() -> Iterator[Callable[..., int]]:
+    """tcp_port(hang_up=False): a port on 127.0.0.1 that accepts and then hangs up at once, or never says a word."""
+    stop = threading.Event()
+    opened: list[tuple[socket.socket, threading.Thread]] = []
+    accepted: list[socket.socket] = []
+
+    def open_port(*, hang_up: bool = False) -> int:
+        listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+        listener.settimeout(0.2)
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                if hang_up:
+                    conn.close()
+                else:
+                    accepted.append(conn)
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        opened.append((listener, thread))
+        return listener.getsockname()[1]
+
+    yield open_port
+    stop.set()
+    for listener, thread in opened:
+        thread.join()
+        listener.close()
+    for conn in accepted:
+        conn.close()

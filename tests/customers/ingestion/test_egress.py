@@ -236,43 +236,23 @@ def test_a_next_page_on_another_host_is_refused_and_never_gets_the_secret(style,
     assert [path for path, _ in handler.seen] == ["/page1"]
 
 
-def test_connection_errors_do_not_tell_which_ports_are_open(settings):
+def test_connection_errors_do_not_tell_which_ports_are_open(tcp_port):
     """A closed port, a port that accepts and hangs up, and one that accepts and says nothing read the same."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    hang_up = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def accept_and_close() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.close()
-
-    thread = threading.Thread(target=accept_and_close, daemon=True)
-    thread.start()
-    try:
-        errors = set()
-        for kind in (SourceKind.POSTGRESQL, SourceKind.MYSQL):
-            for port in (1, hang_up):
-                source = data_source_save(
-                    source=DataSource(
-                        name=f"db-{uuid.uuid4().hex[:6]}",
-                        kind=kind,
-                        host="127.0.0.1",
-                        port=port,
-                        database="x",
-                        username="x",
-                        query="SELECT 1",
-                        timeout_seconds=3,
-                    ),
-                    actor=SYSTEM,
-                )
-                errors.add(data_source_run_now(source_id=source.pk).error)
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    errors = set()
+    for kind in (SourceKind.POSTGRESQL, SourceKind.MYSQL):
+        for port in (1, tcp_port(hang_up=True), tcp_port()):
+            source = data_source_save(
+                source=DataSource(
+                    name=f"db-{uuid.uuid4().hex[:6]}",
+                    kind=kind,
+                    host="127.0.0.1",
+                    port=port,
+                    database="x",
+                    username="x",
+                    query="SELECT 1",
+                    timeout_seconds=2,
+                ),
+                actor=SYSTEM,
+            )
+            errors.add(data_source_run_now(source_id=source.pk).error)
     assert errors == {"Could not connect to 127.0.0.1."}
