@@ -121,6 +121,7 @@ def configuration_errors(source: DataSource) -> dict[str, list[str]]:
         if first and first not in ("select", "with", "table", "values"):
             errors.setdefault("query", []).append("The query must read (SELECT or WITH); it runs read-only.")
     elif source.kind == SourceKind.MONGODB:
+        need("host", "A MongoDB source needs a host.")
         need("collection", "A MongoDB source needs a collection.")
         if source.query.strip():
             try:
