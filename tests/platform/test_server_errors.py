@@ -41,3 +41,13 @@ def test_format_suffix_routes_are_gone(key_client, department, path):
     response = key_client.get(path.format(id=campaign.pk))
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/campaigns/0/targets/?format=csv", "/api/v1/predictions/jobs/0/results/?format=csv"]
+)
+def test_errors_are_json_where_csv_was_asked_for(key_client, path):
+    response = key_client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == "not_found"
