@@ -4,9 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import exceptions, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 
 from churn_ml.schema import ValidationResult
+
+# A multipart body carries boundaries and headers around the file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class UploadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+    default_detail = "The file is larger than the server accepts."
+
+
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+    default_detail = "Send a Content-Length header with the upload."
+
+
+class JsonErrorsMixin:
+    """Errors stay JSON on views that also render CSV (``?format=csv`` or ``Accept: text/csv``)."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(response, "status_code", 200) >= 400 and hasattr(response, "data"):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+
+
+def require_declared_length(request: Request, limit: int) -> None:
+    """Refuse an upload by its declared Content-Length (411 without one, 413 above the limit) before reading it."""
+    raw_length = request.META.get("CONTENT_LENGTH")
+    if not raw_length:
+        raise LengthRequired()
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise exceptions.ParseError("The Content-Length header is not a number.") from None
+    if length > limit + MULTIPART_OVERHEAD:
+        raise UploadTooLarge(f"The upload is {length} bytes; the limit is {limit} bytes.")
 
 
 def require_object(data: Any) -> dict[str, Any]:

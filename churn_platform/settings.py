@@ -339,6 +339,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's error answers (400/401/403/404/429/503, 411/413 for uploads), in one shape.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "churn_platform.openapi.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "InternetAddonEnum": ["Yes", "No", "No internet service"],
         "PhoneLinesEnum": ["Yes", "No", "No phone service"],
@@ -379,6 +384,21 @@ INGESTION_HTTP_MAX_PAGE_BYTES = env.int("INGESTION_HTTP_MAX_PAGE_BYTES", default
 # Fernet keys (comma-separated; the first encrypts, all decrypt, so keys can be rotated) for data
 # source passwords. Unset outside production, a key is derived from DJANGO_SECRET_KEY.
 DATA_SOURCE_ENCRYPTION_KEYS = env.list("DATA_SOURCE_ENCRYPTION_KEY", default=[])
+
+# --- EGRESS AND QUOTAS (data sources, quarantine, batch jobs) ------------------------------
+
+# Data sources may reach only public addresses; these CIDRs, addresses or host names are allowed
+# too (comma-separated), e.g. "10.20.0.0/16,crm-replica.internal".
+DATA_SOURCE_ALLOWED_NETWORKS = env.list("DATA_SOURCE_ALLOWED_NETWORKS", default=[])
+# Rejected rows kept in full per ingestion run; those beyond are counted, not stored.
+INGESTION_QUARANTINE_MAX_ROWS = env.int("INGESTION_QUARANTINE_MAX_ROWS", default=10_000)
+# A run whose first chunk (of at least INGESTION_FAIL_FAST_MIN_ROWS rows) is rejected in more than
+# this share stops there: the file or the mapping is wrong, and the rest would only fill quarantine.
+INGESTION_FAIL_FAST_REJECTED_SHARE = env.float("INGESTION_FAIL_FAST_REJECTED_SHARE", default=0.5)
+INGESTION_FAIL_FAST_MIN_ROWS = env.int("INGESTION_FAIL_FAST_MIN_ROWS", default=100)
+# Batch prediction jobs per department: queued or running at once, and created per hour (0: no limit).
+BATCH_JOBS_MAX_ACTIVE_PER_DEPARTMENT = env.int("BATCH_JOBS_MAX_ACTIVE_PER_DEPARTMENT", default=2)
+BATCH_JOBS_MAX_PER_HOUR_PER_DEPARTMENT = env.int("BATCH_JOBS_MAX_PER_HOUR_PER_DEPARTMENT", default=20)
 
 # --- CORS AND SECURITY ----------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ class RevokeSerializer(serializers.Serializer):
 
 
 class AuditLogEntrySerializer(serializers.ModelSerializer):
-    department = serializers.CharField(source="department.name", default=None)
+    department = serializers.CharField(source="department.name", default=None, allow_null=True)
 
     class Meta:
         model = AuditLogEntry

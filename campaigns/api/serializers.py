@@ -46,7 +46,7 @@ class CampaignSerializer(serializers.ModelSerializer):
     """A retention campaign: its rule, its action, its control share and how many it enrolled."""
 
     department = serializers.CharField(source="department.name")
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
     target_rule = TargetRuleSerializer(source="*")
     discount_percent = serializers.FloatField(allow_null=True)
     budget_money = serializers.FloatField(allow_null=True)
@@ -162,7 +162,7 @@ class NoteSerializer(serializers.ModelSerializer):
 
 
 class QualifyingPredictionSerializer(serializers.Serializer):
-    prediction_id = serializers.UUIDField(source="prediction.prediction_id", default=None)
+    prediction_id = serializers.UUIDField(source="prediction.prediction_id", default=None, allow_null=True)
     churn_probability = serializers.FloatField(source="qualifying_probability")
     risk_level = serializers.CharField(source="qualifying_risk_level")
 

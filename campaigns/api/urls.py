@@ -1,10 +1,9 @@
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import SimpleRouter
 
 from campaigns.api import views
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
+router = SimpleRouter(trailing_slash=True)
 router.register("campaigns", views.CampaignViewSet, basename="campaign")
 router.register("campaign-targets", views.CampaignTargetViewSet, basename="campaign-target")
 

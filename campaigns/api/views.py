@@ -45,6 +45,7 @@ from campaigns.services import (
     campaign_enrol,
     campaign_target_update,
 )
+from churn_platform.api import JsonErrorsMixin
 
 WRITE_SCOPES = {"GET": "customers:read", "POST": "campaigns:write", "PATCH": "campaigns:write"}
 
@@ -61,7 +62,7 @@ def _with_notes(qs: Any) -> Any:
     return qs.prefetch_related(Prefetch("notes", queryset=TargetNote.objects.order_by("-created_at", "-pk")))
 
 
-class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CampaignViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Retention campaigns of the caller's department (others are 404), newest first."""
 
     serializer_class = CampaignSerializer

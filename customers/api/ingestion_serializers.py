@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from customers.ingestion.sources import configuration_errors
@@ -14,6 +15,12 @@ class CountsSerializer(serializers.Serializer):
     updated = serializers.IntegerField(source="updated_count")
     unchanged = serializers.IntegerField(source="unchanged_count")
     rejected = serializers.IntegerField(source="rejected_count")
+    rejected_not_kept = serializers.SerializerMethodField(
+        help_text="Rejected rows counted but not kept (beyond INGESTION_QUARANTINE_MAX_ROWS per run)."
+    )
+
+    def get_rejected_not_kept(self, run: IngestionRun) -> int:
+        return int((run.quality or {}).get("rejected_not_kept", 0))
 
 
 class IngestionRunSerializer(serializers.ModelSerializer):
@@ -21,7 +28,7 @@ class IngestionRunSerializer(serializers.ModelSerializer):
 
     source = serializers.CharField(source="source_name")
     counts = CountsSerializer(source="*")
-    data_source = serializers.PrimaryKeyRelatedField(read_only=True)
+    data_source = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     rejected_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -70,6 +77,11 @@ class QuarantinedRowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "maxLength": 2000, "description": "An http(s) URL, or empty."})
+class OptionalUrlField(serializers.URLField):
+    """A URL that may be empty (sources other than HTTP have none): not format "uri" in the schema."""
+
+
 class DataSourceSerializer(serializers.ModelSerializer):
     """A source's settings. The password (or HTTP header value) is write-only and stored encrypted."""
 
@@ -78,6 +90,9 @@ class DataSourceSerializer(serializers.ModelSerializer):
     )
     has_password = serializers.SerializerMethodField()
     last_run = serializers.SerializerMethodField()
+    url = OptionalUrlField(
+        max_length=2000, required=False, allow_blank=True, help_text="HTTP sources: the first page's address."
+    )
 
     class Meta:
         model = DataSource

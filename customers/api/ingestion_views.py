@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
+from churn_platform.api import JsonErrorsMixin, UploadTooLarge, require_declared_length
 from customers.api.ingestion_serializers import (
     DataSourceSerializer,
     IngestionRunSerializer,
@@ -37,28 +38,12 @@ from customers.ingestion.sources.stream import stream_drain
 from customers.models import DataSource, IngestionRun, SourceKind
 
 STREAM_DRAIN_EVENTS = 10_000
-# A multipart body carries boundaries and headers around the file.
-_MULTIPART_OVERHEAD = 64 * 1024
-
-
-class UploadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "too_large"
-    default_detail = "The file is larger than the server accepts."
-
-
 class RunConflict(exceptions.APIException):
     """The run is running (its worker is alive), queued or finished: nothing to retry."""
 
     status_code = status.HTTP_409_CONFLICT
     default_code = "run_not_retryable"
     default_detail = "Only failed or stalled runs can be retried."
-
-
-class LengthRequired(exceptions.APIException):
-    status_code = status.HTTP_411_LENGTH_REQUIRED
-    default_code = "length_required"
-    default_detail = "Send a Content-Length header with the upload."
 
 
 class QuarantineCsvRenderer(BaseRenderer):
@@ -74,7 +59,7 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-class IngestionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class IngestionRunViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Upload a file to ingest (202 with its run), follow the run, list and download what it refused."""
 
     serializer_class = IngestionRunSerializer
@@ -91,15 +76,7 @@ class IngestionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def create(self, request: Request) -> Response:
         """202 and the queued run; 200 and the earlier run when this file was ingested before (force=true redoes it)."""
         limit = settings.INGESTION_MAX_UPLOAD_BYTES
-        raw_length = request.META.get("CONTENT_LENGTH")
-        if not raw_length:
-            raise LengthRequired()
-        try:
-            length = int(raw_length)
-        except ValueError:
-            raise exceptions.ParseError("The Content-Length header is not a number.") from None
-        if length > limit + _MULTIPART_OVERHEAD:
-            raise UploadTooLarge(f"The upload is {length} bytes; the limit is {limit} bytes.")
+        require_declared_length(request, limit)
         upload = request.FILES.get("file")
         if upload is None:
             raise exceptions.ValidationError({"file": ["Send the file in the multipart field 'file'."]})
@@ -147,13 +124,6 @@ class IngestionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             raise RunConflict(str(exc)) from None
         run.refresh_from_db()
         return Response(IngestionRunSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        # Errors are JSON even when the CSV download was asked for.
-        if isinstance(response, Response) and response.status_code >= 400:
-            request.accepted_renderer = JSONRenderer()
-            request.accepted_media_type = "application/json"
-        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class DataSourceViewSet(viewsets.ModelViewSet):

@@ -177,6 +177,7 @@ def empty_sums() -> dict[str, Any]:
         "anomalies": {},
         "outcomes": 0,
         "labels_unreadable": 0,
+        "not_kept": 0,
     }
 
 
@@ -207,6 +208,7 @@ def quality_report(sums: Mapping[str, Any], read: int) -> dict[str, Any]:
         "anomaly_count": sums["anomalous"],
         "anomalies_by_field": dict(sums["anomalies"]),
         "quality_pct": round(100.0 * sums["points"] / read, 2) if read else 0.0,
+        "rejected_not_kept": sums.get("not_kept", 0),
     }
 
 
@@ -247,6 +249,21 @@ def request_rescore(customer_ids: list[str], reason: str) -> None:
             return
 
 
+class TooManyRejected(Exception):
+    """The first chunk was mostly refused: the file or the mapping is wrong; the run stops after it."""
+
+
+def fail_fast_message(rejected: int, read: int) -> str | None:
+    """Why a first chunk of ``read`` rows with ``rejected`` refused should stop the run, or None."""
+    if read < settings.INGESTION_FAIL_FAST_MIN_ROWS or rejected <= settings.INGESTION_FAIL_FAST_REJECTED_SHARE * read:
+        return None
+    return (
+        f"Stopped after the first {read} rows: {rejected} of them ({100.0 * rejected / read:.0f}%) were refused, "
+        f"more than INGESTION_FAIL_FAST_REJECTED_SHARE ({settings.INGESTION_FAIL_FAST_REJECTED_SHARE:.0%}). "
+        "Check the file's columns or the source's column_mapping against the rejected rows' reasons."
+    )
+
+
 @dataclass
 class Prepared:
     index: int
@@ -262,6 +279,7 @@ class Prepared:
     sums: dict[str, Any] = field(default_factory=dict)
     progress: float | None = None
     cursor: Any = None
+    stop: str | None = None  # the run stops after this chunk, for this reason
 
 
 class Pipeline:
@@ -296,6 +314,8 @@ class Pipeline:
         self.reference = anomalies.Reference.from_json(stored_reference) if stored_reference else reference
         self.reference_from_run = self.reference is None and not committed
         self.counts = dict(run.counts)
+        # Rejected rows kept in full (INGESTION_QUARANTINE_MAX_ROWS); those beyond are only counted.
+        self.quarantine_kept = QuarantinedRow.objects.filter(run=run).count() if committed else 0
         self.seen = SeenIds()
         if writers is None:
             # Threads need autocommit (each has its own connection) and a database that takes
@@ -323,11 +343,15 @@ class Pipeline:
 
     def run_chunks(self, chunks: Iterable[Chunk]) -> None:
         """Prepare chunks here and write them here (no writers) or on writer threads, each with its connection."""
+        stop: str | None = None
         if not self.writers:
             for chunk in chunks:
                 prepared = self.prepare(chunk)
                 if prepared is not None:
                     self.commit(prepared)
+                    stop = prepared.stop
+                    if stop:
+                        raise TooManyRejected(stop)
             return
         return_freed_memory_to_the_os()
         # One prepared chunk waits while each writer works: memory holds writers + 2 chunks.
@@ -345,6 +369,9 @@ class Pipeline:
                 prepared = self.prepare(chunk)
                 if prepared is not None:
                     pending.put(prepared)
+                    stop = prepared.stop
+                    if stop:
+                        break
         except BaseException as exc:
             with self._lock:
                 self._failure.append(exc)
@@ -357,6 +384,8 @@ class Pipeline:
                 thread.join()
         if self._failure:
             raise self._failure[0]
+        if stop:
+            raise TooManyRejected(stop)
 
     def _write_loop(self, pending: queue.Queue[Prepared | None]) -> None:
         try:
@@ -425,6 +454,8 @@ class Pipeline:
             cursor=chunk.cursor,
         )
         prepared.quarantine = self._quarantine(chunk, result, superseded)
+        if chunk.index == 0:
+            prepared.stop = fail_fast_message(len(result.errors) + len(chunk.malformed), chunk.read)
         flagged = np.isin(rows, np.fromiter(result.warnings, dtype=np.intp, count=len(result.warnings)))
         by_field: dict[str, int] = {}
         for found in flags.values():
@@ -505,6 +536,11 @@ class Pipeline:
             }
             sums_delta = dict(prepared.sums, outcomes=recorded)
             quarantine = prepared.quarantine + self._superseded_across(prepared, outcome, deltas, sums_delta)
+            with self._lock:
+                room = max(settings.INGESTION_QUARANTINE_MAX_ROWS - self.quarantine_kept, 0)
+                self.quarantine_kept += min(room, len(quarantine))
+            sums_delta["not_kept"] = max(len(quarantine) - room, 0)
+            quarantine = quarantine[:room]
             for row in quarantine:
                 row.run_id = self.run.pk
                 row.created_at = row.updated_at = now

@@ -26,7 +26,7 @@ from churn_platform.heartbeat import Heartbeat
 from churn_platform.metrics import INGESTION_RUNS
 from customers.ingestion import anomalies
 from customers.ingestion.mapping import MappingError
-from customers.ingestion.pipeline import ClaimLost, Pipeline, run_outcome
+from customers.ingestion.pipeline import ClaimLost, Pipeline, TooManyRejected, run_outcome
 from customers.ingestion.readers import Reader, open_file_reader
 from customers.ingestion.secrets import SecretUnreadable, encrypt_secret
 from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
@@ -233,12 +233,14 @@ def _execute(run: IngestionRun, token: str) -> IngestionRun | None:
             outcome_source=f"{run.source_name}:{run.file_sha256[:16]}" if run.file_sha256 else run.source_name,
             data_source_id=source.pk if source is not None and source.kind != SourceKind.HTTP else None,
         )
-        fatal = ""
+        fatal, failed = "", False
         try:
             pipeline.run_chunks(reader.chunks())
         except SourceError as exc:
             fatal = str(exc)
-        return _finish(run, token, pipeline, reader, fatal=fatal or reader.fatal)
+        except TooManyRejected as exc:
+            fatal, failed = str(exc), True
+        return _finish(run, token, pipeline, reader, fatal=fatal or reader.fatal, failed=failed)
     except (FileRejected, SourceError, SecretUnreadable, MappingError) as exc:
         return _fail(run, token, str(exc))
     except ClaimLost:
@@ -263,10 +265,14 @@ def _first_seen(run: IngestionRun) -> datetime:
     return first or run.created_at
 
 
-def _finish(run: IngestionRun, token: str, pipeline: Pipeline, reader: Reader, *, fatal: str) -> IngestionRun:
+def _finish(
+    run: IngestionRun, token: str, pipeline: Pipeline, reader: Reader, *, fatal: str, failed: bool = False
+) -> IngestionRun:
     # A source with no new rows succeeded; a file with no rows did not.
     empty = "The file has no data rows (at most a header)." if run.source_kind == SourceKind.FILE else ""
     status, error = run_outcome(pipeline.counts, fatal=fatal, empty=empty)
+    if failed:
+        status = RunStatus.FAILED
     details = {**pipeline.details, **reader.details}  # the reader's figures (pages) as they ended
     notes = reader.notes()
     if notes:

@@ -13,7 +13,7 @@ class ModelEventSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    previous_active = serializers.CharField(source="previous_active.version", default=None)
+    previous_active = serializers.CharField(source="previous_active.version", default=None, allow_null=True)
 
     class Meta:
         model = ModelVersion

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -17,11 +18,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
+from churn_platform.api import JsonErrorsMixin, require_declared_length
 from predictions.jobs import MAX_REJECTED_SAMPLE, BatchJobInputError, batch_job_create, results_csv_rows
 from predictions.models import BatchJob, BatchJobOrigin, BatchJobScope
+from predictions.quotas import JobQuotaExceeded, batch_job_slot
 from predictions.selectors import batch_job_list
 
 _BODY_FIELDS = {"scope", "customer_ids", "filter"}
+
+
+class QuotaExceeded(exceptions.APIException):
+    """429 with Retry-After (DRF's handler sets it from ``wait``)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "quota_exceeded"
+    default_detail = "The department's batch job quota is reached."
+
+    def __init__(self, detail: str, wait: int) -> None:
+        super().__init__(detail)
+        self.wait = wait
 
 
 class BatchJobSerializer(serializers.ModelSerializer):
@@ -125,7 +140,7 @@ def _scope_of(data: Any, has_file: bool) -> tuple[str, dict[str, Any]]:
     raise ValidationError({"scope": ['Give {"scope": "all"}, customer_ids, filter, or upload a file.']})
 
 
-class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class BatchJobViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Batch scoring jobs, newest first. POST queues one (202); results/ streams its CSV."""
 
     serializer_class = BatchJobSerializer
@@ -144,13 +159,19 @@ class BatchJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                   OpenApiExample("filter", value={"filter": {"contract_type": "Month-to-month", "max_tenure": 6}})],
     )
     def create(self, request: Request) -> Response:
-        upload = request.FILES.get("file")
-        scope, arguments = _scope_of(request.data if upload is None else {}, upload is not None)
+        if request.content_type.startswith("multipart/"):
+            require_declared_length(request, settings.BATCH_JOB_MAX_UPLOAD_BYTES)  # before a byte is read
+        actor = actor_for_request(request)
         try:
-            job = batch_job_create(scope=scope, upload=upload, actor=actor_for_request(request),
-                                   origin=BatchJobOrigin.API, **arguments)
+            with batch_job_slot(actor):
+                upload = request.FILES.get("file")
+                scope, arguments = _scope_of(request.data if upload is None else {}, upload is not None)
+                job = batch_job_create(scope=scope, upload=upload, actor=actor, origin=BatchJobOrigin.API,
+                                       **arguments)
         except BatchJobInputError as exc:
             raise ValidationError(exc.errors) from None
+        except JobQuotaExceeded as exc:
+            raise QuotaExceeded(exc.detail, wait=exc.retry_after) from None
         job = self.get_queryset().get(pk=job.pk)
         location = request.build_absolute_uri(f"/api/v1/predictions/jobs/{job.pk}/")
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

@@ -440,9 +440,12 @@ def test_post_all_returns_202_with_the_job_then_the_job_shows_progress(
 def test_post_ids_and_filter_and_file(active_version, store_customers, key_client,
                                       django_capture_on_commit_callbacks):
     ids = store_customers(20)
+    # one at a time: a department may have two jobs queued or running at once
     with django_capture_on_commit_callbacks(execute=True):
         by_ids = key_client.post(URL, {"customer_ids": ids[:3]}, format="json").json()
+    with django_capture_on_commit_callbacks(execute=True):
         by_filter = key_client.post(URL, {"filter": {"contract_type": "Month-to-month"}}, format="json").json()
+    with django_capture_on_commit_callbacks(execute=True):
         upload = SimpleUploadedFile("ids.csv", ("customerID\n" + "\n".join(ids[:4])).encode())
         by_file = key_client.post(URL, {"file": upload}, format="multipart").json()
     by_ids, by_filter, by_file = (key_client.get(f"{URL}{j['id']}/").json() for j in (by_ids, by_filter, by_file))

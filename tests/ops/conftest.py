@@ -107,16 +107,16 @@ def _pg_connect(dbname: str):  # type: ignore[no-untyped-def]
     return conn
 
 
-@pytest.fixture(scope="session")
-def live_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """URL of a copy of the migrated test database, dropped at the end of the session."""
+@contextlib.contextmanager
+def database_copy(suffix: str, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """URL of a copy of the migrated test database (``<test db>_<suffix>``), dropped afterwards."""
     from django.db import connections
 
     db = connections["default"].settings_dict  # NAME is the test database's here
     if "postgresql" not in db["ENGINE"]:
         pytest.skip("the live-process tests need PostgreSQL (set DATABASE_URL); SQLite test databases live in memory")
     template = db["NAME"]
-    live = f"{template}_live"[:63]
+    copy = f"{template}_{suffix}"[:63]
     with django_db_blocker.unblock():
         connections.close_all()
         conn = _pg_connect("postgres")
@@ -124,48 +124,61 @@ def live_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
             cur.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()",
-                [template, live],
+                [template, copy],
             )
-            cur.execute(f'DROP DATABASE IF EXISTS "{live}"')
-            cur.execute(f'CREATE DATABASE "{live}" TEMPLATE "{template}"')
+            cur.execute(f'DROP DATABASE IF EXISTS "{copy}"')
+            cur.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')
         conn.close()
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     auth = f"{user}{password}@" if user else ""
-    yield f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{live}"
-    conn = _pg_connect("postgres")
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [live])
-        cur.execute(f'DROP DATABASE IF EXISTS "{live}"')
-    conn.close()
+    try:
+        yield f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{copy}"
+    finally:
+        conn = _pg_connect("postgres")
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [copy])
+            cur.execute(f'DROP DATABASE IF EXISTS "{copy}"')
+        conn.close()
 
 
 @pytest.fixture(scope="session")
-def live_env(live_database_url, tmp_path_factory) -> dict[str, str]:
-    """Production-mode environment for the platform's processes."""
+def live_database_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """URL of a copy of the migrated test database, dropped at the end of the session."""
+    with database_copy("live", django_db_blocker) as url:
+        yield url
+
+
+def platform_environment(database_url: str, var_dir: Path, cache_prefix: str) -> dict[str, str]:
+    """Production-mode environment for the platform's processes on ``database_url``."""
     from django.conf import settings
 
     redis_url = os.environ.get("REDIS_URL") or ""
     if not redis_url:
         pytest.skip("the live-process tests need Redis (set REDIS_URL)")
-    var_dir = tmp_path_factory.mktemp("live-var")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_", "CELERY_", "PROMETHEUS_"))}
     env.update(
         DJANGO_ENV="production",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
         DJANGO_ALLOWED_HOSTS=HOST,
-        DATABASE_URL=live_database_url,
+        DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL or redis_url,
         CELERY_RESULT_BACKEND=redis_url,
         CELERY_TASK_ALWAYS_EAGER="false",
-        CACHE_KEY_PREFIX=f"ops-live-{secrets.token_hex(4)}",
+        CACHE_KEY_PREFIX=f"{cache_prefix}-{secrets.token_hex(4)}",
         CHURN_VAR_DIR=str(var_dir),
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def live_env(live_database_url, tmp_path_factory) -> dict[str, str]:
+    """Production-mode environment for the platform's processes."""
+    return platform_environment(live_database_url, tmp_path_factory.mktemp("live-var"), "ops-live")
 
 
 @pytest.fixture(scope="module")

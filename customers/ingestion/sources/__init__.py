@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from customers.ingestion.egress import EgressRefused, checked_address
 from customers.ingestion.readers import Reader
 from customers.models import DataSource, SourceKind
+
+# connect plus read never take longer than this, whatever a source's timeout_seconds says.
+MAX_TIMEOUT_SECONDS = 300
 
 
 class SourceError(Exception):
@@ -19,7 +22,6 @@ class SourceError(Exception):
 
 def open_source_reader(source: DataSource, *, chunk_rows: int) -> Reader:
     """The reader for a database or HTTP source (streams are consumed by consume_events instead)."""
-    refuse_metadata_address(source.url if source.kind == SourceKind.HTTP else source.host)
     if source.kind == SourceKind.HTTP:
         from customers.ingestion.sources.http import HttpReader
 
@@ -35,15 +37,36 @@ def open_source_reader(source: DataSource, *, chunk_rows: int) -> Reader:
     raise SourceError(f"A {source.get_kind_display()} source is read by the consume_events command, not run once.")
 
 
-def refuse_metadata_address(address: str) -> None:
-    """Refuse link-local addresses (169.254.0.0/16, fe80::/10): cloud metadata services live there."""
-    host = urlsplit(address).hostname if "://" in address else address
+def connect_address(host: str, port: int | None = None) -> str:
+    """The checked address a driver connects to for ``host`` (egress policy), or SourceError."""
     try:
-        ip = ipaddress.ip_address((host or "").strip("[]"))
-    except ValueError:
-        return
-    if ip.is_link_local:
-        raise SourceError(f"{host} is a link-local address, which sources may not reach.")
+        return checked_address(host, port)
+    except EgressRefused as exc:
+        raise SourceError(str(exc)) from None
+
+
+def cannot_connect(host: str) -> SourceError:
+    """The one message for a connection that failed, whatever the driver said: nothing about ports."""
+    return SourceError(f"Could not connect to {host}.")
+
+
+def timeouts(source: DataSource) -> tuple[float, float]:
+    """(connect, read) seconds: together within the source's timeout_seconds, itself at most the cap."""
+    total = float(min(source.timeout_seconds or 1, MAX_TIMEOUT_SECONDS))
+    connect = max(min(total / 3, 10.0), 0.5)
+    return connect, max(total - connect, 0.5)
+
+
+def egress_hosts(source: DataSource) -> dict[str, str]:
+    """Field -> host that a source would connect to (the stream's own Redis, REDIS_URL, is not checked)."""
+    hosts = {}
+    if source.kind == SourceKind.HTTP and source.url:
+        hosts["url"] = urlsplit(source.url).hostname or ""
+    elif source.kind in (SourceKind.POSTGRESQL, SourceKind.MYSQL, SourceKind.MONGODB) and source.host:
+        hosts["host"] = source.host
+    elif source.kind == SourceKind.STREAM and isinstance(source.options, dict) and source.options.get("redis_url"):
+        hosts["options"] = urlsplit(str(source.options["redis_url"])).hostname or ""
+    return hosts
 
 
 def encode_cursor(value: Any) -> Any:
@@ -98,6 +121,7 @@ def configuration_errors(source: DataSource) -> dict[str, list[str]]:
         if first and first not in ("select", "with", "table", "values"):
             errors.setdefault("query", []).append("The query must read (SELECT or WITH); it runs read-only.")
     elif source.kind == SourceKind.MONGODB:
+        need("host", "A MongoDB source needs a host.")
         need("collection", "A MongoDB source needs a collection.")
         if source.query.strip():
             try:
@@ -127,11 +151,13 @@ def configuration_errors(source: DataSource) -> dict[str, list[str]]:
             errors.setdefault("schedule", []).append(
                 'Must be a cron expression: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".'
             )
-    for name in ("host", "url"):
-        value = getattr(source, name)
-        if value:
-            try:
-                refuse_metadata_address(value)
-            except SourceError as exc:
-                errors.setdefault(name, []).append(str(exc))
+    if source.timeout_seconds is not None and source.timeout_seconds > MAX_TIMEOUT_SECONDS:
+        errors.setdefault("timeout_seconds", []).append(
+            f"At most {MAX_TIMEOUT_SECONDS} seconds (connect and read together)."
+        )
+    for name, host in egress_hosts(source).items():
+        try:
+            checked_address(host)
+        except EgressRefused as exc:
+            errors.setdefault(name, []).append(str(exc))
     return errors

@@ -20,7 +20,14 @@ import numpy as np
 
 from customers.ingestion.readers import Chunk, Reader, RecordColumns
 from customers.ingestion.secrets import decrypt_secret
-from customers.ingestion.sources import SourceError, decode_cursor, encode_cursor
+from customers.ingestion.sources import (
+    SourceError,
+    cannot_connect,
+    connect_address,
+    decode_cursor,
+    encode_cursor,
+    timeouts,
+)
 from customers.models import DataSource, SourceKind
 
 DEFAULT_PORTS = {SourceKind.POSTGRESQL: 5432, SourceKind.MYSQL: 3306, SourceKind.MONGODB: 27017}
@@ -98,23 +105,34 @@ class SqlReader(_PagedReader):
 
         source = self.source
         options = source.options or {}
+        port = source.port or DEFAULT_PORTS[SourceKind.POSTGRESQL]
+        connect, read = timeouts(source)
+        address = connect_address(source.host, port)
         try:
+            # libpq connects to hostaddr (the checked address) and keeps host for TLS verification.
             conn = psycopg2.connect(
                 host=source.host,
-                port=source.port or DEFAULT_PORTS[SourceKind.POSTGRESQL],
+                hostaddr=address if address != source.host else None,
+                port=port,
                 dbname=source.database,
                 user=source.username,
                 password=password,
-                connect_timeout=source.timeout_seconds,
+                connect_timeout=max(int(connect), 1),
                 sslmode=options.get("sslmode", "prefer"),
                 application_name="churn-ingestion",
+                # a peer that accepts and then says nothing is given up on like one that never answers
+                keepalives=1,
+                keepalives_idle=max(int(read), 1),
+                keepalives_interval=1,
+                keepalives_count=1,
+                tcp_user_timeout=int(read * 1000),
             )
-        except psycopg2.Error as exc:
-            raise SourceError(f"Cannot connect to PostgreSQL at {source.host}: {str(exc).strip()}") from None
+        except psycopg2.Error:
+            raise cannot_connect(source.host) from None
         try:
             conn.set_session(readonly=True)
             with conn.cursor() as setup:
-                setup.execute("SET statement_timeout = %s", (source.timeout_seconds * 1000 * 10,))
+                setup.execute("SET statement_timeout = %s", (int(read * 1000),))
             statement: Any = sql.SQL(query)
             params: tuple[Any, ...] = ()
             if source.cursor_field:
@@ -143,21 +161,25 @@ class SqlReader(_PagedReader):
 
         source = self.source
         options = source.options or {}
+        port = source.port or DEFAULT_PORTS[SourceKind.MYSQL]
+        connect, read = timeouts(source)
+        address = connect_address(source.host, port)
         try:
             conn = pymysql.connect(
-                host=source.host,
-                port=source.port or DEFAULT_PORTS[SourceKind.MYSQL],
+                host=address,
+                port=port,
                 user=source.username,
                 password=password,
                 database=source.database or None,
-                connect_timeout=source.timeout_seconds,
-                read_timeout=source.timeout_seconds * 10,
+                connect_timeout=connect,
+                read_timeout=read,
+                write_timeout=read,
                 charset=options.get("charset", "utf8mb4"),
                 cursorclass=pymysql.cursors.SSDictCursor,
                 ssl={"ca": options["ssl_ca"]} if options.get("ssl_ca") else None,
             )
-        except pymysql.MySQLError as exc:
-            raise SourceError(f"Cannot connect to MySQL at {source.host}: {_mysql_message(exc)}") from None
+        except pymysql.MySQLError:
+            raise cannot_connect(source.host) from None
         try:
             statement = query
             params: tuple[Any, ...] = ()
@@ -201,14 +223,18 @@ class MongoReader(_PagedReader):
             filter_doc = {"$and": [filter_doc, {source.cursor_field: {"$gte": self.cursor_from}}]}
         password = decrypt_secret(source.secret_encrypted)
         credentials = {"username": source.username, "password": password} if source.username else {}
-        timeout_ms = source.timeout_seconds * 1000
+        connect, read = timeouts(source)
+        port = source.port or DEFAULT_PORTS[SourceKind.MONGODB]
         client: Any = pymongo.MongoClient(
-            host=source.host or "localhost",
-            port=source.port or DEFAULT_PORTS[SourceKind.MONGODB],
+            # the checked address, alone: no discovery of other (unchecked) members
+            host=connect_address(source.host, port),
+            port=port,
+            directConnection=True,
             authSource=options.get("auth_source", source.database or "admin"),
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=timeout_ms * 10,
+            serverSelectionTimeoutMS=int(connect * 1000),
+            connectTimeoutMS=int(connect * 1000),
+            socketTimeoutMS=int(read * 1000),
+            timeoutMS=int((connect + read) * 1000),
             **credentials,
         )
         try:

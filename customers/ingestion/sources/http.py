@@ -15,8 +15,12 @@ Options (DataSource.options), all optional:
     max_pages      stop after this many pages                          (100000)
 
 Connection errors, timeouts, 429 and 5xx are retried ``max_retries`` times with exponential
-backoff, honouring Retry-After. Redirects are refused rather than followed, so the auth header is
-never sent to another host.
+backoff, honouring Retry-After. Redirects are refused rather than followed, and a ``next`` URL or
+Link header that points to another origin (scheme, host, port) than the source's URL fails the run,
+so the auth header is never sent to another host. Every connection goes to an address checked
+by the egress policy just before it is opened (see customers.ingestion.egress); a connection
+that fails or times out is reported as "Could not connect to <host>", nothing more. Connect and
+read together take at most ``timeout_seconds`` per request.
 """
 
 from __future__ import annotations
@@ -26,21 +30,67 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from customers.ingestion.mapping import get_path
 from customers.ingestion.readers import BadRow, Chunk, Reader, RecordColumns
 from customers.ingestion.secrets import decrypt_secret
-from customers.ingestion.sources import SourceError, decode_cursor, encode_cursor, refuse_metadata_address
+from customers.ingestion.sources import (
+    SourceError,
+    cannot_connect,
+    connect_address,
+    decode_cursor,
+    encode_cursor,
+    timeouts,
+)
 from customers.models import DataSource
 
 PAGINATION_STYLES = ("next_url", "link_header", "page", "offset", "cursor", "none")
 _MAX_BACKOFF_SECONDS = 30.0
 _MAX_RETRY_AFTER_SECONDS = 120.0
+_READ_BYTES = 256 * 1024
+
+
+class _CheckedConnection(HTTPConnection):
+    """Resolves and checks the host as each connection opens, then connects to that very address."""
+
+    def _new_conn(self):  # type: ignore[no-untyped-def]
+        self._dns_host = connect_address(self.host, self.port)
+        return super()._new_conn()
+
+
+class _CheckedHTTPSConnection(HTTPSConnection):
+    # TLS still verifies the certificate against the host name (server_hostname is self.host).
+    def _new_conn(self):  # type: ignore[no-untyped-def]
+        self._dns_host = connect_address(self.host, self.port)
+        return super()._new_conn()
+
+
+class _CheckedPool(HTTPConnectionPool):
+    ConnectionCls = _CheckedConnection
+
+
+class _CheckedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _CheckedHTTPSConnection
+
+
+class EgressAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _CheckedPool, "https": _CheckedHTTPSPool}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").rstrip("."), parts.port or default
 
 
 class HttpReader(Reader):
@@ -52,6 +102,10 @@ class HttpReader(Reader):
             raise SourceError(f"Unknown pagination {self.style!r}; use one of {', '.join(PAGINATION_STYLES)}.")
         self.builder = RecordColumns(source.column_mapping)
         self.session = requests.Session()
+        self.session.trust_env = False  # no proxies or .netrc credentials from the worker's environment
+        self.session.mount("http://", EgressAdapter())
+        self.session.mount("https://", EgressAdapter())
+        self.host = urlsplit(source.url).hostname or source.url
         self.session.headers["Accept"] = "application/json"
         self.session.headers["User-Agent"] = "churn-platform-ingestion/1"
         secret = decrypt_secret(source.secret_encrypted)
@@ -69,24 +123,21 @@ class HttpReader(Reader):
 
     def fetch(self, url: str, params: dict[str, Any]) -> Any:
         """One page as parsed JSON, retrying what is worth retrying."""
-        refuse_metadata_address(url)
         source = self.source
         backoff = float(self.options.get("backoff_seconds", 0.5))
         limit = settings.INGESTION_HTTP_MAX_PAGE_BYTES
+        connect, read = timeouts(source)
         problem = ""
         for attempt in range(source.max_retries + 1):
             if attempt:
                 time.sleep(min(backoff * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS))
+            deadline = time.monotonic() + connect + read
             try:
                 response = self.session.get(
-                    url,
-                    params=params,
-                    timeout=(min(source.timeout_seconds, 10), source.timeout_seconds),
-                    allow_redirects=False,
-                    stream=True,
+                    url, params=params, timeout=(connect, read), allow_redirects=False, stream=True
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+            except (requests.ConnectionError, requests.Timeout):
+                problem = str(cannot_connect(self.host))
                 continue
             with response:
                 status = response.status_code
@@ -101,7 +152,14 @@ class HttpReader(Reader):
                         f"{url} redirects to {response.headers.get('Location', '?')}; "
                         "set the source's URL to the final address."
                     )
-                body = response.raw.read(limit + 1, decode_content=True)
+                try:
+                    body = self._body(response, limit, deadline)
+                except (requests.RequestException, OSError):
+                    problem = str(cannot_connect(self.host))
+                    continue
+                if body is None:
+                    problem = str(cannot_connect(self.host))
+                    continue
                 if status >= 400:
                     excerpt = body[:300].decode("utf-8", "replace")
                     raise SourceError(f"{url} answered HTTP {status}: {excerpt}")
@@ -111,7 +169,21 @@ class HttpReader(Reader):
                     return json.loads(body), response.headers
                 except ValueError as exc:
                     raise SourceError(f"{url} did not answer JSON: {exc}") from None
-        raise SourceError(f"{url} failed {source.max_retries + 1} times; last: {problem}.")
+        raise SourceError(f"{url} failed {source.max_retries + 1} times; last: {problem}")
+
+    @staticmethod
+    def _body(response: requests.Response, limit: int, deadline: float) -> bytes | None:
+        """Up to limit + 1 bytes of the body, or None when the deadline passes first."""
+        parts, size = [], 0
+        while size <= limit:
+            if time.monotonic() > deadline:
+                return None
+            part = response.raw.read(min(_READ_BYTES, limit + 1 - size), decode_content=True)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        return b"".join(parts)
 
     # pages
 
@@ -176,6 +248,16 @@ class HttpReader(Reader):
         # Pages need not come in cursor order, so the cursor moves only once every page is in.
         self.final_cursor = encode_cursor(largest) if largest is not None else None
 
+    def _same_origin(self, url: str) -> str:
+        """A next page's URL, refused when it leaves the source's origin (the secret goes with every request)."""
+        if origin(url) != origin(self.source.url):
+            scheme, host, port = origin(url)
+            raise SourceError(
+                f"The next page is at {scheme}://{host}:{port}, another origin than the source's URL; pages are "
+                "read only from the source's own origin, so that its secret is never sent elsewhere."
+            )
+        return url
+
     def _next(self, url: str, data: Any, headers: Any, params: dict[str, Any], count: int) -> tuple[str, str] | None:
         """(next URL, a key naming the page) with params updated in place, or None after the last page."""
         options, size = self.options, self.source.page_size
@@ -189,13 +271,16 @@ class HttpReader(Reader):
             if not nxt:
                 return None
             params.clear()  # the next URL carries its own query
-            nxt = urljoin(url, str(nxt))
+            nxt = self._same_origin(urljoin(url, str(nxt)))
             return nxt, nxt
         if self.style == "link_header":
             link = requests.utils.parse_header_links(headers.get("Link", "")) if headers.get("Link") else []
             nxt = next((item["url"] for item in link if item.get("rel") == "next"), None)
             params.clear()
-            return (urljoin(url, nxt), urljoin(url, nxt)) if nxt else None
+            if not nxt:
+                return None
+            nxt = self._same_origin(urljoin(url, nxt))
+            return nxt, nxt
         if self.style == "page":
             if count < size:
                 return None

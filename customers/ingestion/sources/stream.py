@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from django.conf import settings
@@ -43,8 +44,10 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.services import SYSTEM, audit_record
 from churn_ml.schema import FIELD_ORDER, INTERNET_ADDON_FIELDS, KNOWN_FIELDS, parse_churn_labels, validate_records
+from churn_platform.datetimes import OffsetOutOfRange, storable
 from churn_platform.metrics import INGESTION_ROWS, INGESTION_RUNS
 from customers.ingestion.pipeline import json_safe, request_rescore, run_outcome
+from customers.ingestion.sources import connect_address
 from customers.models import (
     Customer,
     CustomerEvent,
@@ -89,6 +92,7 @@ class StreamSettings:
     max_deliveries: int
     run_minutes: float
     dead_letter_maxlen: int
+    own_redis: bool  # the platform's REDIS_URL (trusted), not one the source names (egress policy)
 
     @classmethod
     def of(cls, source: DataSource) -> StreamSettings:
@@ -107,7 +111,23 @@ class StreamSettings:
             max_deliveries=int(options.get("max_deliveries", 5)),
             run_minutes=float(options.get("run_minutes", 60)),
             dead_letter_maxlen=int(options.get("dead_letter_maxlen", 100_000)),
+            own_redis=not options.get("redis_url"),
         )
+
+
+def pinned_redis_url(url: str) -> str:
+    """A source's own Redis URL with its host replaced by the address the egress policy checked."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    address = connect_address(host, parts.port or 6379)
+    if address == host:
+        return url
+    shown = f"[{address}]" if ":" in address else address
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{shown}" if userinfo else shown
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def default_consumer_name() -> str:
@@ -124,7 +144,10 @@ class EventConsumer:
         self.source = source
         self.conf = StreamSettings.of(source)
         self.consumer = consumer or default_consumer_name()
-        self.client = client or redis.Redis.from_url(self.conf.redis_url, decode_responses=True)
+        self.client = client or redis.Redis.from_url(
+            self.conf.redis_url if self.conf.own_redis else pinned_redis_url(self.conf.redis_url),
+            decode_responses=True,
+        )
         self.run_record: IngestionRun | None = None
         self.run_ends_at: datetime | None = None
         self.position = 0
@@ -304,6 +327,10 @@ class EventConsumer:
                 raise EventRejected({"occurred_at": ["Must be an ISO 8601 date and time."]})
             if timezone.is_naive(occurred_at):
                 occurred_at = timezone.make_aware(occurred_at, timezone.get_fixed_timezone(0))
+            try:
+                occurred_at = storable(occurred_at)
+            except OffsetOutOfRange as exc:
+                raise EventRejected({"occurred_at": [str(exc)]}) from None
         customer = Customer.objects.select_for_update().filter(customer_id=customer_id).first()
         if customer is None and event_type != EventType.CUSTOMER_UPDATED:
             raise EventRejected({"customer_id": [f"No customer {customer_id!r}; a {event_type} needs one."]})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Mapping
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -69,6 +71,15 @@ def _media(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.INGESTION_CHUNK_ROWS = 4
 
 
+@pytest.fixture(autouse=True)
+def _loopback_sources(settings):  # type: ignore[no-untyped-def]
+    """The test servers (PostgreSQL, MariaDB, HTTP, Redis) listen on 127.0.0.1: allow it, as an operator would.
+
+    Tests of the egress policy itself set DATA_SOURCE_ALLOWED_NETWORKS back to nothing.
+    """
+    settings.DATA_SOURCE_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 @pytest.fixture
 def upload(django_capture_on_commit_callbacks, department) -> Callable[..., IngestionRun]:  # type: ignore[no-untyped-def]
     """Upload bytes as the department's API client would, and let the worker task run (eagerly)."""
@@ -83,3 +94,39 @@ def upload(django_capture_on_commit_callbacks, department) -> Callable[..., Inge
         return result
 
     return run
+
+
+@pytest.fixture
+def tcp_port() -> Iterator[Callable[..., int]]:
+    """tcp_port(hang_up=False): a port on 127.0.0.1 that accepts and then hangs up at once, or never says a word."""
+    stop = threading.Event()
+    opened: list[tuple[socket.socket, threading.Thread]] = []
+    accepted: list[socket.socket] = []
+
+    def open_port(*, hang_up: bool = False) -> int:
+        listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+        listener.settimeout(0.2)
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                if hang_up:
+                    conn.close()
+                else:
+                    accepted.append(conn)
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        opened.append((listener, thread))
+        return listener.getsockname()[1]
+
+    yield open_port
+    stop.set()
+    for listener, thread in opened:
+        thread.join()
+        listener.close()
+    for conn in accepted:
+        conn.close()

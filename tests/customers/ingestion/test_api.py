@@ -40,7 +40,9 @@ def test_upload_is_accepted_and_the_run_reports_counts_and_quality(post_file, ke
     assert len(body["file_sha256"]) == 64
     run = key_client.get(f"{URL}{body['id']}/").json()
     assert run["status"] == "partially_succeeded"
-    assert run["counts"] == {"read": 2, "created": 1, "updated": 0, "unchanged": 0, "rejected": 1}
+    assert run["counts"] == {
+        "read": 2, "created": 1, "updated": 0, "unchanged": 0, "rejected": 1, "rejected_not_kept": 0
+    }
     assert run["quality"]["completeness"]["tenure_months"] == 50.0
     assert set(run["quality"]) >= {"completeness", "rows_with_warnings_pct", "anomaly_count", "quality_pct"}
     assert run["started_at"]
