@@ -247,7 +247,7 @@ def test_an_uploaded_file_is_scored_with_bad_and_repeated_rows_reported(
     bad = [e for c in job.chunks.all() for e in c.errors]
     assert [(e["line"], e["customer_id"], list(e["errors"])) for e in bad] == [(32, "F-BAD", ["tenure_months"])]
     prediction = Prediction.objects.get(batch_job=job, customer_id="F-3")
-    assert prediction.inputs["tenure_months"] == 9  # the last row, kept for drift checks
+    assert prediction.scored_fields["tenure_months"] == 9  # the last row, kept for drift checks
     assert [c.size for c in job.chunks.order_by("index")] == [8, 8, 8, 7]
     assert not Customer.objects.exists()  # a file is scored, not stored
     # the parts the file was split into are gone; the upload stays with the job
