@@ -280,7 +280,7 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
                 errors["discount_percent"] = ["Must be above 0 and at most 100."]
     if spec.action == CampaignAction.DISCOUNT and discount is None and "discount_percent" not in errors:
         errors["discount_percent"] = [
-            "A discount campaign needs the discount percent (none of its target levels has an offer to default to)."
+            "A discount campaign needs the discount percent. None of its target risk levels has an offer to default to."
         ]
     if spec.action != CampaignAction.DISCOUNT and discount is not None:
         errors["discount_percent"] = ["Only a discount campaign has a discount."]

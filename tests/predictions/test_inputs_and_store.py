@@ -35,7 +35,7 @@ def test_a_prediction_of_a_stored_customer_keeps_the_values_it_was_scored_with(k
     inputs = detail(key_client, body["prediction_id"])["inputs"]
     assert inputs["customer_id"] == "S-1"
     assert (inputs["contract_type"], inputs["tenure_months"]) == ("Two year", 60)
-    assert inputs["monthly_charges"] == 85.0 and inputs["total_charges"] == 5100.0
+    assert (inputs["monthly_charges"], inputs["total_charges"]) == (85.0, 5100.0)
 
 
 def test_batch_endpoint_predictions_keep_their_inputs(key_client, active_version):
@@ -91,7 +91,8 @@ def test_scoring_a_full_record_stores_the_customer_so_outcomes_can_follow(key_cl
                                     format="json")
     assert via_customers.status_code == 201
     twin = Customer.objects.get(customer_id="CRM-2")
-    assert stored.quality_warnings == twin.quality_warnings and stored.quality_warnings
+    assert stored.quality_warnings
+    assert stored.quality_warnings == twin.quality_warnings
     assert stored.quality_completeness == twin.quality_completeness
     assert AuditLogEntry.objects.filter(action="customer.create", object_id="CRM-1").exists()
     outcome = key_client.post(
@@ -128,7 +129,8 @@ def test_store_false_is_a_what_if_that_stores_nothing(key_client, active_version
     assert response.status_code == 200
     body = response.json()
     assert body["prediction_id"] is None
-    assert 0 < body["churn_probability"] < 1 and body["top_factors"]
+    assert 0 < body["churn_probability"] < 1
+    assert body["top_factors"]
     assert not Customer.objects.exists()
     assert not Prediction.objects.exists()
     # the same record stored scores the same
@@ -172,4 +174,4 @@ def test_the_schema_documents_store_and_both_statuses(api_client):
     batch = schema["paths"]["/api/v1/predictions/batch/"]["post"]
     assert any(p["name"] == "store" for p in batch["parameters"])
     history = schema["components"]["schemas"]["PredictionHistory"]["properties"]
-    assert "inputs" in history and "offer" in history
+    assert {"inputs", "offer"} <= set(history)

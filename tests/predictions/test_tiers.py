@@ -151,3 +151,16 @@ def test_a_discount_campaign_for_a_tier_takes_its_offer(staff_user, department):
         campaign_create(actor=actor, spec=CampaignSpec(
             name="Low", action=CampaignAction.DISCOUNT, target_risk_levels=["low"]))
     assert "discount_percent" in refused.value.errors
+
+
+def test_the_staff_page_shows_the_offer_the_prediction_carries(key_client, active_version, monkeypatch, staff_user):
+    from django.test import Client
+
+    from tests.factories import CustomerFactory
+
+    CustomerFactory(customer_id="OF-1")
+    scored_at(monkeypatch, 0.7)
+    key_client.post("/api/v1/predictions/", {"customer_id": "OF-1"}, format="json")
+    client = Client()
+    client.force_login(staff_user)
+    assert "Offer: 15% discount for 3 months." in client.get("/staff/customers/OF-1/").content.decode()
