@@ -96,6 +96,7 @@ def forget_tier_actions() -> None:
 
 
 _NO_TIER = TierAction([], None)
+TIER_EDITABLE_FIELDS = ("recommendations", "offer_discount_percent", "offer_months")
 _MAX_RECOMMENDATIONS = 20
 _MAX_RECOMMENDATION_CHARS = 500
 
@@ -120,9 +121,10 @@ def _clean_tier_changes(tier: RiskTierAction, changes: Mapping[str, Any]) -> dic
         try:
             percent = Decimal(str(percent)).quantize(Decimal("0.01"))
         except InvalidOperation:
+            percent = None
             errors["offer_discount_percent"] = ["Must be a number or null."]
         else:
-            if not Decimal(0) < percent <= Decimal(100):
+            if not percent.is_finite() or not Decimal(0) < percent <= Decimal(100):
                 errors["offer_discount_percent"] = ["Must be above 0 and at most 100, or null for no offer."]
     elif isinstance(percent, bool):
         errors["offer_discount_percent"] = ["Must be a number or null."]
@@ -140,8 +142,6 @@ def _clean_tier_changes(tier: RiskTierAction, changes: Mapping[str, Any]) -> dic
         raise TierActionError(errors)
     return {"recommendations": texts, "offer_discount_percent": percent, "offer_months": months}
 
-
-TIER_EDITABLE_FIELDS = ("recommendations", "offer_discount_percent", "offer_months")
 
 
 class TierActionError(Exception):

@@ -85,6 +85,7 @@ def test_tiers_are_read_and_edited_over_the_api_with_an_audit_entry(tier_client,
     [
         ({"offer_discount_percent": 150, "offer_months": 3}, "offer_discount_percent"),
         ({"offer_discount_percent": "lots"}, "offer_discount_percent"),
+        ({"offer_discount_percent": "NaN", "offer_months": 3}, "offer_discount_percent"),
         ({"offer_discount_percent": 10}, "offer_months"),
         ({"offer_months": 0}, "offer_months"),
         ({"recommendations": ["ok", ""]}, "recommendations"),
