@@ -300,7 +300,7 @@ def test_a_broken_quote_line_is_reported_and_the_rest_of_the_file_is_scored(
     assert "quote" in rows[1]["errors"]["non_field_errors"][0]
     scored = Prediction.objects.filter(batch_job_id=body["id"])
     assert sorted(scored.values_list("customer_id", flat=True)) == [f"Q-{i}" for i in range(6)]
-    assert scored.get(customer_id="Q-1").inputs["tenure_months"] == 20
+    assert scored.get(customer_id="Q-1").scored_fields["tenure_months"] == 20
 
 
 def test_an_unreadable_list_of_ids_is_refused_with_the_reason(active_version):
