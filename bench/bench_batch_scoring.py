@@ -15,7 +15,9 @@ the results file) and prints:
     .venv/bin/python bench/bench_batch_scoring.py [--customers 1000000] [--workers 2 1] [--reuse]
 
 Needs PostgreSQL and Redis on 127.0.0.1. BENCH_REDIS_URL / BENCH_BROKER_URL choose the Redis
-databases (default 6 and 7). --reuse keeps the customers of an earlier run.
+databases (default 6 and 7), BENCH_DB_NAME the database (default churn_bench_batch). --reuse keeps
+the customers of an earlier run. It also prints the storage the job's predictions took (table,
+indexes and TOAST, per million predictions).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DB_NAME = "churn_bench_batch"
+# BENCH_DB_NAME: a database of one's own, so that two checkouts can bench side by side.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "churn_bench_batch")
 PG = "postgres://postgres@127.0.0.1:5432"
 TARGET_SECONDS = 40.0
 TARGET_RSS_MB = 600.0
@@ -205,6 +208,7 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
     from predictions.models import BatchChunk, BatchJob, BatchJobOrigin
 
     server_before = server_counters()
+    size_before = prediction_table_bytes()
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     created = time.perf_counter()
     with transaction.atomic():
@@ -221,6 +225,7 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
         time.sleep(0.2)
     wall = time.perf_counter() - created
     server_after = server_counters()
+    size_after = prediction_table_bytes()
     chunks = list(BatchChunk.objects.filter(job=job).values_list("timings", "finished_at"))
     last_write = max(f for _, f in chunks)
     sums = {k: sum(t.get(k, 0.0) for t, _ in chunks) for k in ("read", "score", "write", "commit")}
@@ -229,8 +234,17 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
         "job": job, "wall": wall, "to_last_chunk": (last_write - job.created_at).total_seconds(),
         "sums": sums, "child_rss": children, "parent_rss": {p.pid: rss.get(p.pid, 0.0) for p in workers},
         "wal_mb": (server_after[0] - server_before[0]) / 1e6, "checkpoints": server_after[1] - server_before[1],
-        "load": load,
+        "load": load, "table_bytes": size_after - size_before,
     }
+
+
+def prediction_table_bytes() -> int:
+    """pg_total_relation_size of the predictions table: rows, indexes and TOAST."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size('predictions_prediction')")
+        return int(cursor.fetchone()[0])
 
 
 def server_counters() -> tuple[int, int]:
@@ -257,6 +271,9 @@ def report(count: int, result: dict) -> bool:
           f"({job.chunk_count} chunks of {job.chunk_size:,})")
     print(f"  PostgreSQL server (all databases): {result['wal_mb']:,.0f} MB of WAL, {result['checkpoints']} "
           f"checkpoint(s) during the job; load average before: {result['load']}")
+    per_million = result["table_bytes"] / max(rows, 1) * 1e6 / 2**20
+    print(f"  storage of the job's predictions (table + indexes + TOAST): {result['table_bytes'] / 2**20:,.0f} MiB"
+          f" = {per_million:,.0f} MiB per 1M predictions")
     for worker, figures in sorted(job.details.get("workers", {}).items()):
         print(f"  worker {worker}: {figures['rows']:,} rows in {figures['chunks']} chunks, busy "
               f"{figures['busy_seconds']:.1f} s -> {figures['rows_per_second']:,.0f} rows/s")

@@ -48,7 +48,10 @@ class CampaignForm(forms.Form):
         label="Only customers whose risk level rose at their latest scoring", required=False
     )
     action = forms.ChoiceField(choices=CampaignAction.choices)
-    discount_percent = forms.DecimalField(label="Discount (%)", required=False, max_digits=5, decimal_places=2)
+    discount_percent = forms.DecimalField(
+        label="Discount (%)", required=False, max_digits=5, decimal_places=2,
+        help_text="Blank: the targeted risk tier's offer.",
+    )
     action_details = forms.CharField(
         label="What staff do or say", required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
@@ -56,7 +59,10 @@ class CampaignForm(forms.Form):
     start_date = forms.DateField(initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"}))
     end_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     horizon_months = forms.IntegerField(label="Revenue horizon (months)", initial=12, min_value=1, max_value=120)
-    offer_months = forms.IntegerField(label="Offer length (months)", initial=3, min_value=0, max_value=120)
+    offer_months = forms.IntegerField(
+        label="Offer length (months)", required=False, min_value=0, max_value=120,
+        help_text="Blank: the targeted risk tier's, else 3.",
+    )
     follow_up_days = forms.IntegerField(label="Follow up within (days)", initial=7, min_value=0, max_value=365)
     selection = forms.ChoiceField(
         label="Whom to contact", choices=CampaignSelection.choices, initial="threshold", required=False
@@ -124,7 +130,7 @@ class CampaignForm(forms.Form):
             start_date=data["start_date"],
             end_date=data.get("end_date"),
             horizon_months=data["horizon_months"],
-            offer_months=data["offer_months"],
+            offer_months=data.get("offer_months"),
             follow_up_days=data["follow_up_days"],
             selection=data.get("selection") or "threshold",
             save_rate_prior=data["save_rate_prior"] / 100 if data.get("save_rate_prior") is not None else None,

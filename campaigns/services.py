@@ -38,6 +38,7 @@ from campaigns.selectors import assignable_users, campaign_audience, projection_
 from churn_ml.schema import ENUM_FIELDS
 from customers.models import Outcome
 from predictions.models import RiskLevel
+from predictions.services import TierAction, tier_actions
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class CampaignSpec:
     start_date: date | None = None
     end_date: date | None = None
     horizon_months: int = 12
-    offer_months: int = 3
+    offer_months: int | None = None
     follow_up_days: int = 7
     selection: str = CampaignSelection.THRESHOLD
     save_rate_prior: float | None = None
@@ -227,6 +228,18 @@ def _clean_selection(spec: CampaignSpec, errors: dict[str, list[str]]) -> dict[s
     }
 
 
+DEFAULT_OFFER_MONTHS = 3
+
+
+def tier_default_offer(levels: Sequence[str]) -> dict[str, Any] | None:
+    """The offer of the riskiest targeted level that has one: a campaign for a tier offers what the tier does."""
+    offers = tier_actions()
+    for level in reversed(RiskLevel.values):
+        if level in levels and (offer := offers.get(level, TierAction([], None)).offer) is not None:
+            return offer
+    return None
+
+
 def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     name = (spec.name or "").strip()
@@ -251,7 +264,13 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
     if spec.action not in CampaignAction.values:
         errors["action"] = [f"Must be one of {', '.join(CampaignAction.values)}."]
     discount = None
-    if spec.discount_percent not in (None, ""):
+    tier_offer = tier_default_offer(levels) if spec.action == CampaignAction.DISCOUNT else None
+    offer_months = spec.offer_months
+    if offer_months is None:
+        offer_months = tier_offer["months"] if tier_offer and tier_offer.get("months") else DEFAULT_OFFER_MONTHS
+    if spec.discount_percent in (None, "") and tier_offer is not None:
+        discount = Decimal(str(tier_offer["discount_percent"])).quantize(Decimal("0.01"))
+    elif spec.discount_percent not in (None, ""):
         try:
             discount = Decimal(str(spec.discount_percent)).quantize(Decimal("0.01"))
         except InvalidOperation:
@@ -260,7 +279,9 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
             if not Decimal(0) < discount <= Decimal(100):
                 errors["discount_percent"] = ["Must be above 0 and at most 100."]
     if spec.action == CampaignAction.DISCOUNT and discount is None and "discount_percent" not in errors:
-        errors["discount_percent"] = ["A discount campaign needs the discount percent."]
+        errors["discount_percent"] = [
+            "A discount campaign needs the discount percent. None of its target risk levels has an offer to default to."
+        ]
     if spec.action != CampaignAction.DISCOUNT and discount is not None:
         errors["discount_percent"] = ["Only a discount campaign has a discount."]
     if spec.action == CampaignAction.CUSTOM and not spec.action_details.strip():
@@ -272,7 +293,7 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
         errors["end_date"] = ["Cannot be before the start date."]
     for name_, value, low, high in (
         ("horizon_months", spec.horizon_months, 1, 120),
-        ("offer_months", spec.offer_months, 0, 120),
+        ("offer_months", offer_months, 0, 120),
         ("follow_up_days", spec.follow_up_days, 0, 365),
     ):
         if not low <= value <= high:
@@ -304,7 +325,7 @@ def _clean_spec(spec: CampaignSpec, *, department_id: int) -> dict[str, Any]:
         "start_date": start,
         "end_date": spec.end_date,
         "horizon_months": spec.horizon_months,
-        "offer_months": spec.offer_months,
+        "offer_months": offer_months,
         "follow_up_days": spec.follow_up_days,
         "playbook": playbook,
         **selection,

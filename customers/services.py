@@ -146,15 +146,17 @@ def customer_upsert(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -
 
 
 def customers_bulk_upsert(
-    *, result: ValidationResult, source: str, actor: Actor = SYSTEM
+    *, result: ValidationResult, source: str, actor: Actor = SYSTEM, rows: Sequence[int] | None = None
 ) -> tuple[UpsertCounts, dict[int, dict[str, list[str]]]]:
-    """Store every valid record of a batch in one transaction; return counts and per-row errors.
+    """Store every valid record of a batch (or of ``rows`` of it) in one transaction; return counts
+    and per-row errors.
 
     Invalid rows and rows superseded by a later record for the same customer are reported, never
     silently dropped; the valid ones are stored regardless.
     """
     errors = dict(result.errors)
-    valid_rows = [int(i) for i in np.flatnonzero(result.valid)]
+    valid = result.valid
+    valid_rows = [int(i) for i in np.flatnonzero(valid)] if rows is None else [int(i) for i in rows if valid[i]]
     superseded = duplicate_rows(result, valid_rows)
     for earlier, later in superseded.items():
         errors[earlier] = {

@@ -36,6 +36,7 @@ from django.utils import timezone
 from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
 from churn_ml.drift import ReferenceStats, drift_summary
 from churn_ml.evaluation import live_metrics
+from churn_ml.inputs import snapshot_fields
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
 from churn_ml.training import evaluate, train
 from churn_platform import metrics
@@ -80,11 +81,13 @@ def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray]
     customers = list(
         Customer.objects.filter(updated_at__gte=since).order_by("-updated_at").values_list(*RECORD_FIELDS)[:limit]
     )
-    scored = list(
-        Prediction.objects.filter(created_at__gte=since, inputs__isnull=False)
+    scored = [
+        {"customer_id": customer_id, **fields}
+        for customer_id, stored in Prediction.objects.filter(created_at__gte=since, inputs__isnull=False)
         .order_by("-created_at")
-        .values_list("inputs", flat=True)[:limit]
-    )
+        .values_list("customer_id", "inputs")[:limit]
+        if (fields := snapshot_fields(stored)) is not None
+    ]
     columns: dict[str, np.ndarray] = {}
     n = 0
     if customers:
@@ -94,7 +97,7 @@ def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray]
         columns = {name: col[stored.valid] for name, col in stored.columns.items()}
         n = int(stored.valid.sum())
     if scored:
-        sent = validate_records([r for r in scored if isinstance(r, dict)], strict=False)
+        sent = validate_records(scored, strict=False)
         valid = sent.valid
         more = {name: col[valid] for name, col in sent.columns.items()}
         columns = {name: np.concatenate([columns[name], more[name]]) if columns else more[name] for name in more}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -29,14 +30,40 @@ from predictions.models import (
     RiskTierAction,
 )
 from predictions.operations import status_report
-from predictions.services import forget_tier_actions
+from predictions.services import TIER_EDITABLE_FIELDS, TierActionError, tier_action_check, tier_action_update
+
+
+class RiskTierActionForm(forms.ModelForm):
+    """The tier service's rules (tier_action_check), shown on the form's fields."""
+
+    class Meta:
+        model = RiskTierAction
+        fields = TIER_EDITABLE_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance.pk and not self.errors:
+            try:
+                tier_action_check(risk_level=self.instance.risk_level, changes=_tier_changes(self))
+            except TierActionError as exc:
+                for name, messages_ in exc.errors.items():
+                    self.add_error(name if name in self.fields else None, messages_)
+        return data
+
+
+def _tier_changes(form: forms.ModelForm) -> dict[str, Any]:
+    return {name: form.cleaned_data.get(name) for name in form.changed_data if name in TIER_EDITABLE_FIELDS}
 
 
 @admin.register(RiskTierAction)
 class RiskTierActionAdmin(admin.ModelAdmin):
-    """Operators edit the recommendation texts and the offer per risk level; no deploy needed."""
+    """Operators edit the recommendation texts and the offer per risk level; no deploy needed.
 
-    list_display = ("risk_level", "recommendations", "offer_discount_percent", "updated_at")
+    Saving goes through tier_action_update, the one writer of tiers, which writes the audit entry.
+    """
+
+    form = RiskTierActionForm
+    list_display = ("risk_level", "recommendations", "offer_discount_percent", "offer_months", "updated_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -45,8 +72,7 @@ class RiskTierActionAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: RiskTierAction, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        forget_tier_actions()
+        tier_action_update(risk_level=obj.risk_level, changes=_tier_changes(form), actor=_actor(request))
 
 
 @admin.register(Prediction)

@@ -32,6 +32,7 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from churn_ml.features import FACTOR_GROUPS
+from churn_ml.inputs import snapshot_texts
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
 from churn_ml.scorer import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
@@ -49,7 +50,7 @@ assert len(FACTOR_GROUPS) < 2**_FIELD_BITS
 
 # Columns a job writes; the others (department, key, user) take their NULL default.
 WRITE_COLUMNS = (
-    "prediction_id", "customer_id", "churn_probability", "risk_level", "recommendations", "top_factors",
+    "prediction_id", "customer_id", "churn_probability", "risk_level", "recommendations", "offer", "top_factors",
     "model_version_id", "source", "latency_ms", "inputs", "request_id", "created_at", "batch_job_id",
     "previous_risk_level", "risk_increased",
 )
@@ -287,7 +288,7 @@ class WriteContext:
     model_version: str
     recommendations: Mapping[str, list[str]]
     created_at: datetime
-    keep_inputs: bool = False
+    offers: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
     results_csv: bool = False
 
 
@@ -365,25 +366,28 @@ def _write_copy(
     chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
     factors: list[str], increased: list[bool], latency_ms: float,
 ) -> None:
-    recommendations = {
-        level: _copy_text(json.dumps(texts, separators=(",", ":"))) for level, texts in context.recommendations.items()
+    null = "\\N"
+
+    def cell(value: Any) -> str:
+        return null if value is None else _copy_text(json.dumps(value, separators=(",", ":")))
+
+    # Each level's recommendations and offer cells (the same for every row at the level), tab-joined.
+    per_level = {
+        level: f"{cell(list(texts))}\t{cell(context.offers.get(level))}"
+        for level, texts in context.recommendations.items()
     }
-    empty = _copy_text("[]")
+    empty = f"{cell([])}\t{null}"
     constant = (
         f"\t{context.model_version_id}\t{PredictionSource.JOB}\t{latency_ms!r}\t"
     )
     tail = f"\t\t{context.created_at.isoformat()}\t{context.job_id}\t"
-    inputs = (
-        [_copy_text(json.dumps(r, separators=(",", ":"))) for r in chunk.records]
-        if context.keep_inputs and chunk.records is not None
-        else None
-    )
-    null = "\\N"
+    # The snapshot of the inputs each row was scored with (churn_ml.inputs).
+    inputs = snapshot_texts(chunk.columns, escape=_copy_text)
     previous = ["" if p is None else p for p in chunk.previous.tolist()]
     customer_ids = chunk.columns["customer_id"].tolist()
     lines = [
-        f"{ids[i]}\t{customer_ids[i]}\t{probabilities[i]!r}\t{levels[i]}\t{recommendations.get(levels[i], empty)}"
-        f"\t{factors[i]}{constant}{inputs[i] if inputs is not None else null}{tail}{previous[i]}"
+        f"{ids[i]}\t{customer_ids[i]}\t{probabilities[i]!r}\t{levels[i]}\t{per_level.get(levels[i], empty)}"
+        f"\t{factors[i]}{constant}{inputs[i]}{tail}{previous[i]}"
         f"\t{'t' if increased[i] else 'f'}\n"
         for i in range(chunk.n)
     ]
@@ -400,6 +404,7 @@ def _write_orm(
 ) -> None:
     customer_ids = chunk.columns["customer_id"].tolist()
     previous = chunk.previous.tolist()
+    inputs = snapshot_texts(chunk.columns)
     objects = [
         Prediction(
             prediction_id=uuid.UUID(hex=pid),
@@ -407,11 +412,12 @@ def _write_orm(
             churn_probability=probabilities[i],
             risk_level=levels[i],
             recommendations=list(context.recommendations.get(levels[i], [])),
+            offer=context.offers.get(levels[i]),
             top_factors=json.loads(factors[i]),
             model_version_id=context.model_version_id,
             source=PredictionSource.JOB,
             latency_ms=latency_ms,
-            inputs=chunk.records[i] if context.keep_inputs and chunk.records is not None else None,
+            inputs=json.loads(inputs[i]),
             created_at=context.created_at,
             batch_job_id=context.job_id,
             previous_risk_level=previous[i] or "",

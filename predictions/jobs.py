@@ -520,11 +520,12 @@ def batch_chunk_score(*, chunk_id: int, worker: str = "") -> bulk.ChunkResult | 
 
         data = _chunk_input(job, chunk)
         read_seconds = time.perf_counter() - started
+        tiers = tier_actions()
         context = bulk.WriteContext(
             job_id=job.pk, model_version_id=job.model_version_id, model_version=job.model_version.version,
-            recommendations={level: texts for level, (texts, _) in tier_actions().items()},
-            created_at=timezone.now(), keep_inputs=job.scope == BatchJobScope.FILE,
-            results_csv=settings.BATCH_JOB_OUTPUT_FILE,
+            recommendations={level: tier.recommendations for level, tier in tiers.items()},
+            offers={level: tier.offer for level, tier in tiers.items()},
+            created_at=timezone.now(), results_csv=settings.BATCH_JOB_OUTPUT_FILE,
         )
         result = bulk.score_and_write(data, scorer, context)
         result.timings["read"] = round(read_seconds, 4)

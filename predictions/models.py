@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+
+from churn_ml.inputs import snapshot_fields
 
 
 class RiskLevel(models.TextChoices):
@@ -23,6 +26,9 @@ class RiskTierAction(models.Model):
     offer_discount_percent = models.DecimalField(
         max_digits=5, decimal_places=2, null=True, blank=True, help_text="Discount offered at this level, if any."
     )
+    offer_months = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Months the discount is given for; set exactly when there is a discount."
+    )
     updated_at = models.DateTimeField(auto_now=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -34,7 +40,13 @@ class RiskTierAction(models.Model):
                 | models.Q(offer_discount_percent__gte=0, offer_discount_percent__lte=100),
                 name="risktieraction_offer_range",
                 violation_error_message="The discount must be between 0 and 100 percent.",
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(offer_discount_percent__isnull=True, offer_months__isnull=True)
+                | models.Q(offer_discount_percent__isnull=False, offer_months__gte=1, offer_months__lte=120),
+                name="risktieraction_offer_months",
+                violation_error_message="An offer needs its months (1 to 120); a tier without a discount has none.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -56,6 +68,9 @@ class Prediction(models.Model):
     churn_probability = models.FloatField()
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices)
     recommendations = models.JSONField(default=list)
+    offer = models.JSONField(
+        null=True, blank=True, help_text='The tier\'s offer when scored: {"discount_percent", "months"}, or null.'
+    )
     top_factors = models.JSONField(default=list)
     # The foreign keys of this append-only table carry no database constraint: PostgreSQL checks
     # each one per inserted row with a trigger query at commit, which cost ~15 ms of a 1,000-row
@@ -66,7 +81,10 @@ class Prediction(models.Model):
     )
     source = models.CharField(max_length=10, choices=PredictionSource.choices, default=PredictionSource.API)
     latency_ms = models.FloatField(null=True, blank=True)
-    inputs = models.JSONField(null=True, blank=True, help_text="The record scored, for drift checks and audits.")
+    inputs = models.JSONField(
+        null=True, blank=True,
+        help_text="The inputs scored, as a compact snapshot (churn_ml.inputs); null on rows older than snapshots.",
+    )
     # The three provenance keys are null on every batch-job row; their indexes are partial (below)
     # because indexing a million nulls per nightly job cost ~2 s of the job's COPY time.
     department = models.ForeignKey(
@@ -122,6 +140,11 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.churn_probability:.3f} ({self.risk_level})"
+
+    @property
+    def scored_fields(self) -> dict[str, Any] | None:
+        """The record's data fields as they were scored (from ``inputs``); None when not kept."""
+        return snapshot_fields(self.inputs)
 
 
 # --- batch scoring jobs ---------------------------------------------------------------------

@@ -15,25 +15,30 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.services import SYSTEM, Actor
-from churn_ml.record import check_record
+from accounts.services import SYSTEM, Actor, audit_record
+from churn_ml.inputs import snapshot_texts, snapshot_values
+from churn_ml.record import RecordCheck, check_record
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
 from churn_ml.tiers import risk_level, risk_levels
 from churn_platform import metrics
 from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
 from customers.models import Customer
+from customers.services import customer_upsert, customers_bulk_upsert
 from modelregistry.loader import LoadedModel, ab_bucket, active_model
 from predictions.bulk import time_ordered_uuids
 from predictions.models import Prediction, PredictionSource, RiskTierAction
 
 TOP_FACTORS = 5
+# The source of a customer stored because a full record was scored (POST predictions/ and batch/).
+PREDICTION_CUSTOMER_SOURCE = "api:prediction"
 # Rows per INSERT: measured fastest for 1,000-row API batches with the JSON columns here.
 INSERT_BATCH_SIZE = 1000
 
@@ -50,19 +55,37 @@ class ScoringInputError(Exception):
 
 _TIER_TTL_SECONDS = 2.0
 _tier_lock = threading.Lock()
-_tier_cache: tuple[float, dict[str, tuple[list[str], float | None]]] | None = None
+_tier_cache: tuple[float, dict[str, TierAction]] | None = None
 
 
-def tier_actions() -> dict[str, tuple[list[str], float | None]]:
-    """{level: (recommendations, offer percent)}; an admin edit applies within two seconds."""
+class TierAction(NamedTuple):
+    """What a prediction at a level carries: the texts, and the offer or None."""
+
+    recommendations: list[str]
+    offer: dict[str, Any] | None
+
+
+def tier_offer(discount_percent: Any, months: int | None) -> dict[str, Any] | None:
+    """The contract's ``offer`` of a tier: ``{"discount_percent", "months"}``, or None without a discount."""
+    if discount_percent is None:
+        return None
+    return {"discount_percent": float(discount_percent), "months": months}
+
+
+def tier_actions() -> dict[str, TierAction]:
+    """{level: TierAction}; an edit applies within two seconds (at once in this process)."""
     global _tier_cache
     cached = _tier_cache
     now = time.monotonic()
     if cached is not None and now - cached[0] < _TIER_TTL_SECONDS:
         return cached[1]
     with _tier_lock:
-        rows = RiskTierAction.objects.values_list("risk_level", "recommendations", "offer_discount_percent")
-        actions = {level: (list(texts), float(offer) if offer is not None else None) for level, texts, offer in rows}
+        rows = RiskTierAction.objects.values_list(
+            "risk_level", "recommendations", "offer_discount_percent", "offer_months"
+        )
+        actions = {
+            level: TierAction(list(texts), tier_offer(percent, months)) for level, texts, percent, months in rows
+        }
         _tier_cache = (now, actions)
         return actions
 
@@ -70,6 +93,96 @@ def tier_actions() -> dict[str, tuple[list[str], float | None]]:
 def forget_tier_actions() -> None:
     global _tier_cache
     _tier_cache = None
+
+
+_NO_TIER = TierAction([], None)
+TIER_EDITABLE_FIELDS = ("recommendations", "offer_discount_percent", "offer_months")
+_MAX_RECOMMENDATIONS = 20
+_MAX_RECOMMENDATION_CHARS = 500
+
+
+def _clean_tier_changes(tier: RiskTierAction, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes validated and merged with the tier's current values; TierActionError names each bad field."""
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(changes) - set(TIER_EDITABLE_FIELDS))
+    for name in unknown:
+        errors[name] = [f"Unknown field; editable: {', '.join(TIER_EDITABLE_FIELDS)}."]
+    texts = changes.get("recommendations", tier.recommendations)
+    if not isinstance(texts, list) or not all(isinstance(t, str) and t.strip() for t in texts):
+        errors["recommendations"] = ["Must be a list of non-empty texts."]
+    elif len(texts) > _MAX_RECOMMENDATIONS or any(len(t) > _MAX_RECOMMENDATION_CHARS for t in texts):
+        errors["recommendations"] = [
+            f"At most {_MAX_RECOMMENDATIONS} texts of at most {_MAX_RECOMMENDATION_CHARS} characters."
+        ]
+    else:
+        texts = [t.strip() for t in texts]
+    percent = changes.get("offer_discount_percent", tier.offer_discount_percent)
+    if percent is not None and not isinstance(percent, bool):
+        try:
+            percent = Decimal(str(percent)).quantize(Decimal("0.01"))
+        except InvalidOperation:
+            percent = None
+            errors["offer_discount_percent"] = ["Must be a number or null."]
+        else:
+            if not percent.is_finite() or not Decimal(0) < percent <= Decimal(100):
+                errors["offer_discount_percent"] = ["Must be above 0 and at most 100, or null for no offer."]
+    elif isinstance(percent, bool):
+        errors["offer_discount_percent"] = ["Must be a number or null."]
+    months = changes.get("offer_months", tier.offer_months)
+    removed = "offer_discount_percent" in changes and changes["offer_discount_percent"] is None
+    if removed and "offer_months" not in changes:
+        months = None  # removing the discount removes its duration
+    if months is not None and (isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120):
+        errors["offer_months"] = ["Must be a whole number of months from 1 to 120, or null."]
+    elif percent is not None and months is None and "offer_discount_percent" not in errors:
+        errors["offer_months"] = ["A discount needs the months it is given for."]
+    elif percent is None and months is not None and "offer_discount_percent" not in errors:
+        errors["offer_months"] = ["Only a tier with a discount has offer months."]
+    if errors:
+        raise TierActionError(errors)
+    return {"recommendations": texts, "offer_discount_percent": percent, "offer_months": months}
+
+
+
+class TierActionError(Exception):
+    """A tier edit that cannot be applied; ``errors`` maps fields to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def tier_action_check(*, risk_level: str, changes: Mapping[str, Any]) -> None:
+    """Raise TierActionError if the edit would be refused (the admin form shows the errors)."""
+    _clean_tier_changes(RiskTierAction.objects.get(risk_level=risk_level), changes)
+
+
+@transaction.atomic
+def tier_action_update(*, risk_level: str, changes: Mapping[str, Any], actor: Actor) -> RiskTierAction:
+    """Edit a risk level's recommendations and offer, with its audit entry in the same transaction.
+
+    The one writer of tiers (API and admin). Raises RiskTierAction.DoesNotExist for an unknown
+    level and TierActionError for bad values. Predictions pick the edit up within two seconds.
+    """
+    tier = RiskTierAction.objects.select_for_update().get(risk_level=risk_level)
+    clean = _clean_tier_changes(tier, changes)
+    before = {name: _audit_value(getattr(tier, name)) for name in TIER_EDITABLE_FIELDS}
+    for name, value in clean.items():
+        setattr(tier, name, value)
+    after = {name: _audit_value(getattr(tier, name)) for name in TIER_EDITABLE_FIELDS}
+    changed = {
+        name: {"from": before[name], "to": after[name]} for name in TIER_EDITABLE_FIELDS if before[name] != after[name]
+    }
+    if changed:
+        tier.save(update_fields=[*changed, "updated_at"])
+    audit_record(actor=actor, action="tier.update", obj=tier, object_id=tier.risk_level, details={"changes": changed})
+    transaction.on_commit(forget_tier_actions)
+    forget_tier_actions()
+    return tier
+
+
+def _audit_value(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
 
 
 # --- one record ------------------------------------------------------------------------------
@@ -86,36 +199,44 @@ def _is_reference(item: Any) -> bool:
     return isinstance(item, Mapping) and item.keys() == _IS_REFERENCE and isinstance(item.get("customer_id"), str)
 
 
-def _resolve_one(body: Mapping[str, Any]) -> dict[str, Any]:
+def _resolve_one(body: Mapping[str, Any]) -> tuple[dict[str, Any], RecordCheck | None]:
+    """The record to score, and its check when the body is a full record (None for a reference)."""
     if _is_reference(body):
         stored = _stored_records([body["customer_id"]]).get(body["customer_id"])
         if stored is None:
             raise ScoringInputError({"customer_id": ["No stored customer with this customer_id."]})
-        return stored
+        return stored, None
     check = check_record(body)
     if check.errors:
         raise ScoringInputError(check.errors)
-    return check.record
+    return check.record, check
 
 
-def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[str, Any]:
-    """Score one customer record, or ``{"customer_id"}`` of a stored one; store and return the
-    contract's prediction object."""
+def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: bool = True) -> dict[str, Any]:
+    """Score one customer record, or ``{"customer_id"}`` of a stored one; return the contract's
+    prediction object.
+
+    Stored (``store``): the prediction with the inputs it was scored with, and for a full record
+    the customer too (source ``api:prediction``, as POST customers/ would: same checks, same
+    quality report, same audit entry), in one transaction. Not stored (a what-if): nothing is
+    written and ``prediction_id`` is None.
+    """
     started = time.perf_counter()
-    record = _resolve_one(body)
+    record, check = _resolve_one(body)
     model = active_model()
     version_id, version, scorer = model.pick(record["customer_id"])
     probability, factors = scorer.score_one(record, TOP_FACTORS)
     probability = round(probability, 6)
     level = risk_level(probability).value
-    recommendations, _ = tier_actions().get(level, ([], None))
+    tier = tier_actions().get(level, _NO_TIER)
     now = timezone.now()
     prediction = {
         "prediction_id": _uuid_text(time_ordered_uuids(1)[0]),
         "customer_id": record["customer_id"],
         "churn_probability": probability,
         "risk_level": level,
-        "recommendations": recommendations,
+        "recommendations": tier.recommendations,
+        "offer": tier.offer,
         "model_version": version,
         "top_factors": [f.as_dict() for f in factors],
         "created_at": now.isoformat().replace("+00:00", "Z"),
@@ -130,7 +251,16 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
         "request_id": (actor.request_id or "")[:64],
         "created_at": now,
     }
-    _insert_one(prediction, constants, inputs=None if _is_reference(body) else record)
+    if not store:
+        prediction["prediction_id"] = None
+    elif check is None:
+        _insert_one(prediction, constants, inputs=snapshot_values(record))
+    else:
+        # The customer is what the caller sent: its commit waits for the WAL flush like any
+        # customer write (no relaxed commit), and the prediction commits with it.
+        with transaction.atomic():
+            customer_upsert(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
+            _insert_one(prediction, constants, inputs=snapshot_values(record), relaxed=False)
     metrics.PREDICTIONS.labels(version, level, PredictionSource.API).inc()
     metrics.PREDICTION_PROBABILITY.labels(version).observe(probability)
     metrics.PREDICTION_LATENCY.labels("single").observe(time.perf_counter() - started)
@@ -151,10 +281,10 @@ def _column_plan() -> tuple[list[str], tuple[Any, ...]]:
 
 
 @functools.cache
-def _insert_sql() -> str:
+def _insert_sql(relaxed_commit: bool = True) -> str:
     columns, _ = _column_plan()
     quote = connection.ops.quote_name
-    relaxed = "SET LOCAL synchronous_commit TO OFF; " if settings.DATABASE_RELAXED_COMMIT else ""
+    relaxed = "SET LOCAL synchronous_commit TO OFF; " if relaxed_commit and settings.DATABASE_RELAXED_COMMIT else ""
     # Names come from the model's metadata, quoted; every value is a query parameter.
     return (
         f"{relaxed}INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
@@ -162,15 +292,18 @@ def _insert_sql() -> str:
     )
 
 
-def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[str, Any] | None) -> None:
-    """One prediction row in one statement and one round trip.
+def _insert_one(
+    row: dict[str, Any], constants: dict[str, Any], *, inputs: list[Any], relaxed: bool = True
+) -> None:
+    """One prediction row in one statement and one round trip (``relaxed=False`` inside a
+    transaction that also writes what must be durable).
 
     On PostgreSQL the INSERT travels with ``SET LOCAL synchronous_commit TO OFF`` in a single
     simple query, which the server runs as one transaction (see relaxed_commit for why). The
     ORM's save() would cost ~0.5 ms of CPU building a model instance and compiling the SQL.
     """
     if not copy_supported():
-        with relaxed_commit():
+        with relaxed_commit() if relaxed else transaction.atomic():
             Prediction(**_model_kwargs(row, constants), inputs=inputs).save(force_insert=True)
         return
     params = (
@@ -179,11 +312,12 @@ def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[
         row["churn_probability"],
         row["risk_level"],
         json.dumps(row["recommendations"]),
+        json.dumps(row["offer"]) if row["offer"] is not None else None,
         json.dumps(row["top_factors"]),
         constants["model_version_id"],
         constants["source"],
         constants["latency_ms"],
-        json.dumps(inputs) if inputs is not None else None,
+        json.dumps(inputs, separators=(",", ":")),
         constants["department_id"],
         constants["requested_by_key_id"],
         constants["requested_by_user_id"],
@@ -192,7 +326,7 @@ def _insert_one(row: dict[str, Any], constants: dict[str, Any], *, inputs: dict[
         *_column_plan()[1],
     )
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), params)
+        cursor.execute(_insert_sql(relaxed), params)
 
 
 # --- many records ----------------------------------------------------------------------------
@@ -215,6 +349,7 @@ _ROW_COLUMNS = (
     "churn_probability",
     "risk_level",
     "recommendations",
+    "offer",
     "top_factors",
     "model_version_id",
     "source",
@@ -238,26 +373,29 @@ def _cell(value: Any) -> Any:
     return NULL_CELL if value is None else value
 
 
-def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: dict[str, Any]) -> None:
-    """Store scored rows (contract-shaped dicts plus per-batch constants).
+def _write_rows(
+    rows: list[dict[str, Any]], version_ids: list[int], constants: dict[str, Any], inputs: list[str],
+    *, relaxed: bool = True,
+) -> None:
+    """Store scored rows (contract-shaped dicts plus per-batch constants) with the snapshot of
+    the inputs each was scored with (JSON texts, see churn_ml.inputs); ``relaxed=False`` inside
+    a transaction that also writes what must be durable.
 
     PostgreSQL gets COPY from prepared cells: no model instances, which cost ~0.1 ms each to
     build, and the repeated JSON (recommendations per level) serialised once. Elsewhere,
     bulk_create.
     """
-    with relaxed_commit():
+    with relaxed_commit() if relaxed else transaction.atomic():
         if not copy_supported():
             objs = [
-                Prediction(**_model_kwargs(row, constants), model_version_id=version_id)
-                for row, version_id in zip(rows, version_ids, strict=True)
+                Prediction(**_model_kwargs(row, constants), model_version_id=version_id, inputs=json.loads(text))
+                for row, version_id, text in zip(rows, version_ids, inputs, strict=True)
             ]
             Prediction.objects.bulk_create(objs, batch_size=INSERT_BATCH_SIZE)
             return
         columns, defaults = _column_plan()
+        source, latency_ms = constants["source"], constants["latency_ms"]
         tail = (
-            constants["source"],
-            constants["latency_ms"],
-            NULL_CELL,
             _cell(constants["department_id"]),
             _cell(constants["requested_by_key_id"]),
             _cell(constants["requested_by_user_id"]),
@@ -267,11 +405,14 @@ def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: d
         )
         texts: dict[int, str] = {}
         prepared = []
-        for row, version_id in zip(rows, version_ids, strict=True):
-            recommendations = row["recommendations"]
+        for row, version_id, snapshot in zip(rows, version_ids, inputs, strict=True):
+            recommendations, offer = row["recommendations"], row["offer"]
             text = texts.get(id(recommendations))
             if text is None:
                 text = texts[id(recommendations)] = json.dumps(recommendations, separators=(",", ":"))
+            offer_text = texts.get(id(offer))
+            if offer_text is None:
+                offer_text = texts[id(offer)] = _cell(json.dumps(offer, separators=(",", ":")) if offer else None)
             prepared.append(
                 (
                     row["prediction_id"],
@@ -279,8 +420,12 @@ def _write_rows(rows: list[dict[str, Any]], version_ids: list[int], constants: d
                     row["churn_probability"],
                     row["risk_level"],
                     text,
+                    offer_text,
                     json.dumps(row["top_factors"], separators=(",", ":")),
                     version_id,
+                    source,
+                    latency_ms,
+                    snapshot,
                     *tail,
                 )
             )
@@ -295,17 +440,24 @@ def _model_kwargs(row: dict[str, Any], constants: dict[str, Any]) -> dict[str, A
         "churn_probability": row["churn_probability"],
         "risk_level": row["risk_level"],
         "recommendations": row["recommendations"],
+        "offer": row["offer"],
         "top_factors": row["top_factors"],
     }
 
 
 def predictions_score_batch(
-    *, items: Sequence[Any], actor: Actor = SYSTEM, source: str = PredictionSource.BATCH_REQUEST
+    *, items: Sequence[Any], actor: Actor = SYSTEM, source: str = PredictionSource.BATCH_REQUEST, store: bool = True
 ) -> BatchOutcome:
-    """Score up to a few thousand records in one vectorised call; per-item errors, input order kept."""
+    """Score up to a few thousand records in one vectorised call; per-item errors, input order kept.
+
+    As prediction_score: stored, the predictions keep their inputs and the full records' customers
+    are upserted (source ``api:prediction``, the last record of a customer_id wins) in the same
+    transaction; not stored (a what-if), nothing is written and each ``prediction_id`` is None.
+    """
     started = time.perf_counter()
     items = list(items)
     reference_rows = [i for i, item in enumerate(items) if _is_reference(item)]
+    references = frozenset(reference_rows)
     missing: dict[int, dict[str, list[str]]] = {}
     if reference_rows:
         stored = _stored_records([items[i]["customer_id"] for i in reference_rows])
@@ -345,7 +497,7 @@ def predictions_score_batch(
     probabilities = [scored[i][0] for i in row_list]
     factors = [scored[i][1] for i in row_list]
     levels = risk_levels(probabilities).tolist()
-    recommendations = {level: texts for level, (texts, _) in tier_actions().items()}
+    tiers = tier_actions()
     now = timezone.now()
     created_at = now.isoformat().replace("+00:00", "Z")
     prediction_ids = [_uuid_text(h) for h in time_ordered_uuids(len(row_list))]
@@ -355,7 +507,8 @@ def predictions_score_batch(
             "customer_id": ids[i],
             "churn_probability": probabilities[k],
             "risk_level": levels[k],
-            "recommendations": recommendations.get(levels[k], []),
+            "recommendations": tiers.get(levels[k], _NO_TIER).recommendations,
+            "offer": tiers.get(levels[k], _NO_TIER).offer,
             "model_version": scored[i][3],
             "top_factors": [f.as_dict() for f in factors[k]],
             "created_at": created_at,
@@ -371,7 +524,19 @@ def predictions_score_batch(
         "request_id": (actor.request_id or "")[:64],
         "created_at": now,
     }
-    _write_rows(out, [scored[i][2] for i in row_list], constants)
+    if not store:
+        for row in out:
+            row["prediction_id"] = None
+    else:
+        inputs = snapshot_texts({name: col[rows] for name, col in result.columns.items()})
+        full = [i for i in row_list if i not in references]
+        version_ids = [scored[i][2] for i in row_list]
+        if not full:
+            _write_rows(out, version_ids, constants, inputs)
+        else:
+            with transaction.atomic():
+                customers_bulk_upsert(result=result, rows=full, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
+                _write_rows(out, version_ids, constants, inputs, relaxed=False)
     for (version, level), count in Counter((row["model_version"], row["risk_level"]) for row in out).items():
         metrics.PREDICTIONS.labels(version, level, source).inc(count)
         if level in ("high", "critical"):

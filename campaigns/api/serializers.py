@@ -86,14 +86,18 @@ class CampaignCreateSerializer(StrictSerializer):
     target_filters = serializers.DictField(required=False, default=dict)
     action = serializers.ChoiceField(choices=CampaignAction.choices)
     discount_percent = serializers.DecimalField(
-        max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
+        max_digits=5, decimal_places=2, required=False, allow_null=True, default=None,
+        help_text="Discount campaigns: default, the offer of the riskiest targeted tier that has one.",
     )
     action_details = serializers.CharField(required=False, allow_blank=True, default="")
     control_share = serializers.FloatField(required=False, default=0.10)
     start_date = serializers.DateField(required=False, allow_null=True, default=None)
     end_date = serializers.DateField(required=False, allow_null=True, default=None)
     horizon_months = serializers.IntegerField(required=False, default=12)
-    offer_months = serializers.IntegerField(required=False, default=3)
+    offer_months = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="Months an accepted discount lasts; default: the targeted tier's offer months, else 3.",
+    )
     follow_up_days = serializers.IntegerField(required=False, default=7)
     selection = serializers.ChoiceField(choices=CampaignSelection.choices, required=False, default="threshold")
     save_rate_prior = serializers.FloatField(

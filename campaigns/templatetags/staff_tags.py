@@ -10,6 +10,7 @@ from django import template
 from django.conf import settings
 from django.utils.http import urlencode
 
+from churn_ml.inputs import snapshot_fields
 from churn_ml.scorer import stored_factor
 
 register = template.Library()
@@ -74,9 +75,9 @@ _SHORT_NAMES = {"monthly_charges": "monthly charges", "total_charges": "total ch
 def _scored_values(prediction: Any, customer: Any) -> Callable[[str], Any] | None:
     """Where a factor's values come from: the record the prediction was scored with when it kept
     one, else (older predictions) the customer's current values."""
-    inputs = getattr(prediction, "inputs", None)
-    if isinstance(inputs, dict):
-        return inputs.get
+    scored = snapshot_fields(prediction.inputs) if prediction is not None else None
+    if scored:
+        return scored.get
     if customer is not None:
         return lambda name: getattr(customer, name, None)
     return None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from churn_ml.scorer import stored_factor
@@ -20,12 +21,18 @@ class FactorSerializer(serializers.Serializer):
         return super().to_representation(stored_factor(instance))
 
 
+class OfferSerializer(serializers.Serializer):
+    discount_percent = serializers.FloatField()
+    months = serializers.IntegerField()
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     """The contract's prediction object."""
 
     model_version = serializers.CharField(source="model_version.version")
     top_factors = FactorSerializer(many=True)
     recommendations = serializers.ListField(child=serializers.CharField())
+    offer = OfferSerializer(allow_null=True, help_text="The tier's offer when scored; null for a tier without one.")
 
     class Meta:
         model = Prediction
@@ -35,8 +42,37 @@ class PredictionSerializer(serializers.ModelSerializer):
             "churn_probability",
             "risk_level",
             "recommendations",
+            "offer",
             "model_version",
             "top_factors",
             "created_at",
         )
+        read_only_fields = fields
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": True,
+        "description": "The record as it was scored: customer_id and every data field of the customer record. "
+        "Null for predictions stored before inputs were kept.",
+    }
+)
+class InputsField(serializers.Field):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, prediction: Prediction) -> dict[str, Any] | None:
+        fields = prediction.scored_fields
+        return None if fields is None else {"customer_id": prediction.customer_id, **fields}
+
+
+class PredictionHistorySerializer(PredictionSerializer):
+    """A stored prediction (history and GET predictions/{id}/): the contract object and its ``inputs``."""
+
+    inputs = InputsField()
+
+    class Meta(PredictionSerializer.Meta):
+        fields = (*PredictionSerializer.Meta.fields, "inputs")
         read_only_fields = fields

@@ -57,7 +57,11 @@ def test_create_errors_name_the_field(key_client):
     )
     assert response.status_code == 400
     assert response.json()["errors"] == {"colour": ["Unknown field."]}
-    response = key_client.post("/api/v1/campaigns/", {**NEW_CAMPAIGN, "discount_percent": None}, format="json")
+    # no discount given and no targeted tier with an offer to default to
+    response = key_client.post(
+        "/api/v1/campaigns/", {**NEW_CAMPAIGN, "discount_percent": None, "target_risk_levels": ["critical"]},
+        format="json",
+    )
     assert response.status_code == 400
     assert "discount_percent" in response.json()["errors"]
     response = key_client.post("/api/v1/campaigns/", {**NEW_CAMPAIGN, "control_share": 0.95}, format="json")

@@ -247,7 +247,7 @@ def test_an_uploaded_file_is_scored_with_bad_and_repeated_rows_reported(
     bad = [e for c in job.chunks.all() for e in c.errors]
     assert [(e["line"], e["customer_id"], list(e["errors"])) for e in bad] == [(32, "F-BAD", ["tenure_months"])]
     prediction = Prediction.objects.get(batch_job=job, customer_id="F-3")
-    assert prediction.inputs["tenure_months"] == 9  # the last row, kept for drift checks
+    assert prediction.scored_fields["tenure_months"] == 9  # the last row, kept for drift checks
     assert [c.size for c in job.chunks.order_by("index")] == [8, 8, 8, 7]
     assert not Customer.objects.exists()  # a file is scored, not stored
     # the parts the file was split into are gone; the upload stays with the job
@@ -300,7 +300,7 @@ def test_a_broken_quote_line_is_reported_and_the_rest_of_the_file_is_scored(
     assert "quote" in rows[1]["errors"]["non_field_errors"][0]
     scored = Prediction.objects.filter(batch_job_id=body["id"])
     assert sorted(scored.values_list("customer_id", flat=True)) == [f"Q-{i}" for i in range(6)]
-    assert scored.get(customer_id="Q-1").inputs["tenure_months"] == 20
+    assert scored.get(customer_id="Q-1").scored_fields["tenure_months"] == 20
 
 
 def test_an_unreadable_list_of_ids_is_refused_with_the_reason(active_version):

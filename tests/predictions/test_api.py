@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from churn_ml.schema import FIELD_ORDER
 from churn_ml.scorer import Factor
 from modelregistry import loader
 from predictions.models import Prediction, RiskTierAction
@@ -20,6 +21,7 @@ CONTRACT_KEYS = {
     "churn_probability",
     "risk_level",
     "recommendations",
+    "offer",
     "model_version",
     "top_factors",
     "created_at",
@@ -69,7 +71,7 @@ def test_score_a_full_record(key_client, active_version, api_key):
     assert body["created_at"].endswith("Z")
     stored = Prediction.objects.get(prediction_id=body["prediction_id"])
     assert stored.requested_by_key_id == api_key[0].pk
-    assert stored.inputs["tenure_months"] == 12
+    assert stored.scored_fields["tenure_months"] == 12
     assert stored.latency_ms > 0
 
 
@@ -156,10 +158,12 @@ def test_operators_edit_recommendations_without_a_deploy(key_client, active_vers
     scorer = loader.active_model().scorer
     monkeypatch.setattr(type(scorer), "score_one", lambda self, rec, k=5: (0.7, [Factor("contract_type", 0.5)]))
     RiskTierAction.objects.filter(risk_level="high").update(
-        recommendations=["Offer 20% off for 6 months."], offer_discount_percent=20
+        recommendations=["Offer 20% off for 6 months."], offer_discount_percent=20, offer_months=6
     )
     forget_tier_actions()
-    assert key_client.post(URL, record(), format="json").json()["recommendations"] == ["Offer 20% off for 6 months."]
+    body = key_client.post(URL, record(), format="json").json()
+    assert body["recommendations"] == ["Offer 20% off for 6 months."]
+    assert body["offer"] == {"discount_percent": 20.0, "months": 6}
 
 
 def test_batch_keeps_input_order_and_reports_per_item_errors(key_client, active_version):
@@ -213,6 +217,7 @@ def test_history_filters(key_client, active_version, monkeypatch):
     assert [p["customer_id"] for p in newest_first] == ["H-1", "H-1", "H-2"]
     one = newest_first[0]
     assert key_client.get(f"{URL}{one['prediction_id']}/").json() == one
+    assert one["inputs"] == {"customer_id": "H-1", **{name: record().get(name) for name in FIELD_ORDER}}
 
 
 def test_readyz_is_ready_with_an_active_model(client, active_version):
