@@ -331,7 +331,14 @@ API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=300)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Churn platform API",
-    "DESCRIPTION": "Customer churn scoring, ingestion, model registry and retention campaigns.",
+    "DESCRIPTION": (
+        "Customer churn scoring, ingestion, model registry and retention campaigns.\n\n"
+        "**Warning: \"Try it out\" sends real requests.** With a real API key they create, change and delete "
+        "real customers, predictions, jobs and campaigns in this installation; use a test department's key, "
+        "or `POST predictions/?store=false` for what-if scoring.\n\n"
+        "Errors are JSON `{\"detail\", \"code\", \"request_id\"}` (plus `errors` per field for 400); an "
+        "unavailable dependency is a 503 `service_unavailable` with Retry-After, a rate limit a 429 with Retry-After."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI assets served from the app itself, so /api/docs/ works without a CDN.

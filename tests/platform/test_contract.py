@@ -91,3 +91,10 @@ def test_the_readme_points_at_the_contract_in_the_repository():
     readme = (ROOT / "README.md").read_text()
     assert "docs/API_CONTRACT.md" in readme
     assert "../shared/API_CONTRACT.md" not in readme
+
+
+def test_the_api_docs_warn_that_try_it_out_writes_real_data(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    assert "Try it out" in schema["info"]["description"]
+    assert "real" in schema["info"]["description"]
