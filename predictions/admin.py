@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.services import Actor, actor_for_user
+from churn_platform.form_fields import LinesListField
 from modelregistry.loader import ModelUnavailable
 from predictions.jobs import (
     BatchJobInputError,
@@ -35,6 +36,10 @@ from predictions.services import TIER_EDITABLE_FIELDS, TierActionError, tier_act
 
 class RiskTierActionForm(forms.ModelForm):
     """The tier service's rules (tier_action_check), shown on the form's fields."""
+
+    recommendations = LinesListField(
+        max_items=10, max_length_each=500, help_text="One recommendation a line, in the order staff should read them."
+    )
 
     class Meta:
         model = RiskTierAction
