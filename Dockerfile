@@ -46,6 +46,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     STATIC_ROOT=/app/staticfiles \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
     GUNICORN_BIND=0.0.0.0:8000
+# pg_dump and pg_restore for `manage.py backup` and `restore` (the debootstrap base has them).
+RUN command -v pg_dump >/dev/null \
+ || (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql-client \
+     && rm -rf /var/lib/apt/lists/*)
 RUN groupadd --system --gid 10001 churn \
  && useradd --system --uid 10001 --gid churn --home-dir /app --shell /usr/sbin/nologin churn \
  && mkdir -p /data /tmp/prometheus \

@@ -442,3 +442,30 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # emptyDir mount, a one-off management command); settings load before any metric is created.
 if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
+
+# --- DEPLOYMENT: BACKUPS, READ REPLICA, RETENTION, OBJECT STORAGE (issue 16) ----------------
+
+# The wiring's own management commands (backup, restore) live in churn_platform/management/.
+INSTALLED_APPS.append("churn_platform")
+
+# Optional streaming replica for read-only work (churn_platform.replica): staff pages, lists,
+# reports, exports and the live-performance computation read there; writes, transactions and
+# any read after a write in the same request stay on the primary.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
+    DATABASES["replica"].setdefault("OPTIONS", {}).update(DATABASES["default"].get("OPTIONS", {}))
+    # Tests see one database through both aliases unless a test builds a real replica itself.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["churn_platform.replica.PrimaryReplicaRouter"]
+DATABASE_REPLICA_PATHS = env.list(
+    "DATABASE_REPLICA_PATHS",
+    # Pages and reports read by people, not API calls a client makes right after its own write
+    # (a GET of what a POST just created could miss it on a lagging replica).
+    default=["/staff/", "/api/v1/campaigns/", "/api/v1/models/"],
+)
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+                  "churn_platform.replica.ReplicaReadsMiddleware")

@@ -45,8 +45,9 @@ trap 'rm -rf "$root"' EXIT
 say "debootstrap bookworm from $mirror into $root"
 started=$SECONDS
 # minbase: dpkg, apt and the essential set (passwd for useradd is essential). ca-certificates
-# for TLS; python3.11 and python3-venv (ensurepip) for the virtualenv the Dockerfile builds.
-debootstrap --variant=minbase --include=ca-certificates,python3.11,python3-venv \
+# for TLS; python3.11 and python3-venv (ensurepip) for the virtualenv the Dockerfile builds;
+# postgresql-client for `manage.py backup`/`restore` (pg_dump, pg_restore).
+debootstrap --variant=minbase --include=ca-certificates,python3.11,python3-venv,postgresql-client \
   bookworm "$root" "$mirror" >&2
 # Nothing in the image needs apt's lists, caches, docs or man pages.
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* \

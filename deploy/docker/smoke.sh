@@ -7,7 +7,7 @@
 # web (read-only root filesystem, tmpfs /tmp) and a worker, waits for /readyz, creates an API key
 # inside the container, scores a record over HTTP, runs a batch job through the worker, checks
 # that every process runs as the unprivileged user and that the root filesystem refuses writes,
-# prints the image size, the build time and the total time, and removes every container and the
+# takes a backup in a one-shot container, prints the image size, the build time and the total time, and removes every container and the
 # volume it made, also when a step fails.
 #
 # Its own database and Redis indexes, so it never meets the test suite (churn_ci, 14/15):
@@ -142,5 +142,8 @@ for c in "$web" "$worker"; do
   if docker exec "$c" sh -c 'echo x > /app/probe' 2>/dev/null; then fail "$c could write to /app"; fi
   say "$c: $(docker top "$c" -eo pid | tail -n +2 | wc -l) processes, all uid 10001 (churn); root filesystem read-only"
 done
+
+say "backup (one-shot container, as the compose service and the CronJob run it)"
+SUMMARY='^/data' run_once backup python manage.py backup --output /data/backups
 
 say "OK: image $((size_bytes / 1024 / 1024)) MB, build ${build_seconds}s, smoke total $((SECONDS - started))s"
