@@ -16,9 +16,12 @@ SCOPE_CHOICES = [
     ("ingestion:write", "Upload files and run data sources"),
     ("campaigns:write", "Run retention campaigns"),
     ("models:manage", "Train, promote and roll back models"),
+    ("customers:erase", "Erase a customer's personal data (DELETE customers/{id}/)"),
 ]
 ALL_SCOPES = frozenset(code for code, _ in SCOPE_CHOICES)
-DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - {"models:manage"})
+# Scopes a new key gets only when asked for by name.
+NON_DEFAULT_SCOPES = frozenset({"models:manage"}) | {"customers:erase"}
+DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - NON_DEFAULT_SCOPES)
 
 
 def validate_ip_allowlist(value: list[str]) -> None:

@@ -469,3 +469,11 @@ DATABASE_REPLICA_PATHS = env.list(
 )
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
                   "churn_platform.replica.ReplicaReadsMiddleware")
+
+# Retention, enforced by beat (predictions.schedules): rows older than this many days are
+# deleted; 0 keeps them forever. Predictions feed live accuracy and drift over RETRAIN_WINDOW_DAYS,
+# so keep them longer than that window.
+PREDICTION_RETENTION_DAYS = env.int("PREDICTION_RETENTION_DAYS", default=730)
+QUARANTINE_RETENTION_DAYS = env.int("QUARANTINE_RETENTION_DAYS", default=90)
+PREDICTION_RETENTION_CRON = env.str("PREDICTION_RETENTION_CRON", default="15 4 * * *")
+QUARANTINE_RETENTION_CRON = env.str("QUARANTINE_RETENTION_CRON", default="45 4 * * *")
