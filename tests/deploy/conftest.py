@@ -66,6 +66,8 @@ def child_env(tmp_path):
         "CELERY_TASK_ALWAYS_EAGER": "true",
         "DATABASE_URL": database_url(connection.settings_dict, connection.settings_dict["NAME"]),
         "CHURN_VAR_DIR": str(settings.VAR_DIR),
-        "PROMETHEUS_MULTIPROC_DIR": "",
     })
+    # Set even to "", prometheus_client writes its multiprocess files into the working directory.
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("prometheus_multiproc_dir", None)
     return env
