@@ -477,3 +477,22 @@ PREDICTION_RETENTION_DAYS = env.int("PREDICTION_RETENTION_DAYS", default=730)
 QUARANTINE_RETENTION_DAYS = env.int("QUARANTINE_RETENTION_DAYS", default=90)
 PREDICTION_RETENTION_CRON = env.str("PREDICTION_RETENTION_CRON", default="15 4 * * *")
 QUARANTINE_RETENTION_CRON = env.str("QUARANTINE_RETENTION_CRON", default="45 4 * * *")
+
+# Model artifacts in S3-compatible object storage (django-storages + boto3). Credentials come
+# from boto3's usual sources: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a pod identity, a profile.
+MODEL_STORAGE_S3_BUCKET = env.str("MODEL_STORAGE_S3_BUCKET", default="")
+if MODEL_STORAGE_S3_BUCKET:
+    STORAGES["models"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MODEL_STORAGE_S3_BUCKET,
+            "location": env.str("MODEL_STORAGE_S3_PREFIX", default="models"),
+            "endpoint_url": env.str("MODEL_STORAGE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MODEL_STORAGE_S3_REGION", default="") or None,
+            "addressing_style": env.str("MODEL_STORAGE_S3_ADDRESSING_STYLE", default="") or None,
+            # A version's artifact is written once under its unique label; never overwrite one.
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": False,
+        },
+    }
