@@ -445,9 +445,6 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
 
 # --- DEPLOYMENT: BACKUPS, READ REPLICA, RETENTION, OBJECT STORAGE (issue 16) ----------------
 
-# The wiring's own management commands (backup, restore) live in churn_platform/management/.
-INSTALLED_APPS.append("churn_platform")
-
 # Optional streaming replica for read-only work (churn_platform.replica): staff pages, lists,
 # reports, exports and the live-performance computation read there; writes, transactions and
 # any read after a write in the same request stay on the primary.

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0004_work_list_indexes'),
+        ('campaigns', '0005_value_selection_and_saved_views'),
         ('customers', '0003_resume_stale_runs_schedule'),
     ]
 
