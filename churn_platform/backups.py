@@ -127,10 +127,11 @@ def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def create_backup(output: Path, *, alias: str = "default") -> tuple[Path, dict[str, Any]]:
-    """Write the archive into ``output`` (a directory, or a file path ending in .tar)."""
+    """Write the archive into ``output`` (a directory, made if missing, or a file path ending in .tar)."""
     env = _libpq_env(alias)
     now = datetime.now(UTC)
-    target = output / f"churn-backup-{now:%Y%m%dT%H%M%SZ}.tar" if output.is_dir() else output
+    # A path ending in .tar is the archive itself; anything else is a directory (made if missing).
+    target = output if output.suffix == ".tar" else output / f"churn-backup-{now:%Y%m%dT%H%M%SZ}.tar"
     target.parent.mkdir(parents=True, exist_ok=True)
     storage = storages["models"]
     with tempfile.TemporaryDirectory(prefix="churn-backup-") as scratch:

@@ -44,7 +44,9 @@ def test_restore_into_a_fresh_database_gives_the_same_platform(active_version, c
     CustomerFactory.create_batch(5)
     prediction_score(body={"customer_id": "C-BACKUP-1"})  # the predictions table is not empty
 
-    archive = backup_to(tmp_path)
+    archive = backup_to(tmp_path / "backups")  # a directory that does not exist yet
+    assert archive.parent == tmp_path / "backups"
+    assert archive.name.startswith("churn-backup-")
     original_counts = table_row_counts()
     probability = prediction_score(body={"customer_id": "C-BACKUP-1"})["churn_probability"]
     with tarfile.open(archive) as tar:

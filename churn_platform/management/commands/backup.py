@@ -15,7 +15,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--output", default=".", help="A directory (a dated name is chosen) or a .tar path.")
+        parser.add_argument(
+            "--output", default=".", help="A directory (made if missing; the name is dated) or a path ending in .tar."
+        )
         parser.add_argument("--database", default="default")
 
     def handle(self, *args: Any, **opts: Any) -> None:
