@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0005_value_selection_and_saved_views'),
+        ('campaigns', '0008_daily_digest_schedule'),
         ('customers', '0003_resume_stale_runs_schedule'),
     ]
 
