@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv deps dev-deps migrate lint worker beat clean
+.PHONY: run test venv deps dev-deps migrate lint worker beat clean image-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ worker: deps
 
 beat: deps
 	$(BIN)/celery -A churn_platform beat -l INFO
+
+## image-smoke: build the image on a debootstrap Debian base and run migrate, web and worker for real.
+image-smoke:
+	deploy/docker/smoke.sh
 
 clean:
 	rm -rf $(VENV) var/test

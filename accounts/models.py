@@ -17,9 +17,12 @@ SCOPE_CHOICES = [
     ("campaigns:write", "Run retention campaigns"),
     ("models:manage", "Train, promote and roll back models"),
     ("tiers:manage", "Read and edit the risk tiers' recommendations and offers"),
+    ("customers:erase", "Erase a customer's personal data (DELETE customers/{id}/)"),
 ]
 ALL_SCOPES = frozenset(code for code, _ in SCOPE_CHOICES)
-DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - {"models:manage", "tiers:manage"})
+# Scopes a new key gets only when asked for by name.
+NON_DEFAULT_SCOPES = frozenset({"models:manage", "tiers:manage", "customers:erase"})
+DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - NON_DEFAULT_SCOPES)
 
 
 def validate_ip_allowlist(value: list[str]) -> None:

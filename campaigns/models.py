@@ -225,7 +225,10 @@ class CampaignTarget(models.Model):
     """One customer enrolled in a campaign: its group, who follows it up, and what became of it."""
 
     campaign = models.ForeignKey(RetentionCampaign, on_delete=models.CASCADE, related_name="targets")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="campaign_targets")
+    # Null once the customer is erased: the anonymised row keeps the campaign's counts right.
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="campaign_targets"
+    )
     group = models.CharField(max_length=10, choices=TargetGroup.choices)
     # Mirrors campaign.status == active so that the database itself can refuse a customer in two
     # active campaigns (a partial unique index), even when two enrolments run at the same time.

@@ -97,3 +97,14 @@ def relaxed_commit() -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         yield
+
+
+def delete_in_batches(queryset: models.QuerySet, *, batch_size: int = 10_000) -> int:
+    """Delete the rows of ``queryset`` a batch per transaction (short locks on large purges); returns the count."""
+    deleted = 0
+    while True:
+        pks = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            return deleted
+        with transaction.atomic():
+            deleted += queryset.model.objects.filter(pk__in=pks).delete()[0]

@@ -536,3 +536,54 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # emptyDir mount, a one-off management command); settings load before any metric is created.
 if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
     Path(env.str("PROMETHEUS_MULTIPROC_DIR")).mkdir(parents=True, exist_ok=True)
+
+# --- DEPLOYMENT: BACKUPS, READ REPLICA, RETENTION, OBJECT STORAGE (issue 16) ----------------
+
+# Optional streaming replica for read-only work (churn_platform.replica): staff pages, lists,
+# reports, exports and the live-performance computation read there; writes, transactions and
+# any read after a write in the same request stay on the primary.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["ENGINE"] = DATABASES["default"]["ENGINE"]
+    DATABASES["replica"].setdefault("OPTIONS", {}).update(DATABASES["default"].get("OPTIONS", {}))
+    # Tests see one database through both aliases unless a test builds a real replica itself.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["churn_platform.replica.PrimaryReplicaRouter"]
+DATABASE_REPLICA_PATHS = env.list(
+    "DATABASE_REPLICA_PATHS",
+    # Pages and reports read by people, not API calls a client makes right after its own write
+    # (a GET of what a POST just created could miss it on a lagging replica).
+    default=["/staff/", "/api/v1/campaigns/", "/api/v1/models/"],
+)
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+                  "churn_platform.replica.ReplicaReadsMiddleware")
+
+# Retention, enforced by beat (predictions.schedules): rows older than this many days are
+# deleted; 0 keeps them forever. Predictions feed live accuracy and drift over RETRAIN_WINDOW_DAYS,
+# so keep them longer than that window.
+PREDICTION_RETENTION_DAYS = env.int("PREDICTION_RETENTION_DAYS", default=730)
+QUARANTINE_RETENTION_DAYS = env.int("QUARANTINE_RETENTION_DAYS", default=90)
+PREDICTION_RETENTION_CRON = env.str("PREDICTION_RETENTION_CRON", default="15 4 * * *")
+QUARANTINE_RETENTION_CRON = env.str("QUARANTINE_RETENTION_CRON", default="45 4 * * *")
+
+# Model artifacts in S3-compatible object storage (django-storages + boto3). Credentials come
+# from boto3's usual sources: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a pod identity, a profile.
+MODEL_STORAGE_S3_BUCKET = env.str("MODEL_STORAGE_S3_BUCKET", default="")
+if MODEL_STORAGE_S3_BUCKET:
+    STORAGES["models"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MODEL_STORAGE_S3_BUCKET,
+            "location": env.str("MODEL_STORAGE_S3_PREFIX", default="models"),
+            "endpoint_url": env.str("MODEL_STORAGE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MODEL_STORAGE_S3_REGION", default="") or None,
+            "addressing_style": env.str("MODEL_STORAGE_S3_ADDRESSING_STYLE", default="") or None,
+            # A version's artifact is written once under its unique label; never overwrite one.
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": False,
+        },
+    }

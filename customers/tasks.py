@@ -63,3 +63,12 @@ def ingestion_runs_resume_stale() -> list[str]:
     from customers.ingestion.services import ingestion_runs_resume_stale as resume
 
     return resume()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError, InterfaceError),
+             retry_backoff=30, max_retries=3)
+def quarantine_purge_expired() -> int:
+    """Beat: delete quarantined rows older than QUARANTINE_RETENTION_DAYS."""
+    from customers.ingestion.retention import quarantined_rows_purge_expired
+
+    return quarantined_rows_purge_expired()

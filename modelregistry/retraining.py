@@ -40,6 +40,7 @@ from churn_ml.inputs import snapshot_fields
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
 from churn_ml.training import evaluate, train
 from churn_platform import metrics
+from churn_platform.replica import replica_reads
 from modelregistry import loader
 from modelregistry.models import (
     ModelVersion,
@@ -206,11 +207,13 @@ def retraining_triggers_evaluate(*, actor: Actor = SYSTEM, now: datetime | None 
                 for kind in EVIDENCE_TRIGGERS
             ]
     since = now - timedelta(days=settings.RETRAIN_WINDOW_DAYS)
-    measurements = [
-        measure_drift(active, since=since),
-        measure_accuracy(active, since=since),
-        measure_confidence(active, since=since),
-    ]
+    # Live performance is read-only work over a window of days: a replica's lag does not matter.
+    with replica_reads():
+        measurements = [
+            measure_drift(active, since=since),
+            measure_accuracy(active, since=since),
+            measure_confidence(active, since=since),
+        ]
     fired = [m for m in measurements if m.fired]
     run = None
     blocked = None

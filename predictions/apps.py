@@ -20,3 +20,7 @@ class PredictionsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_setup_schedules, sender=self, dispatch_uid="predictions.setup_schedules")
+        from customers.erasure_signals import customer_erased
+        from predictions.erasure import erase_prediction_inputs
+
+        customer_erased.connect(erase_prediction_inputs, dispatch_uid="predictions.erase_prediction_inputs")

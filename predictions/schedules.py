@@ -36,6 +36,11 @@ SCHEDULES = (
     Schedule("modelregistry: retraining triggers", "modelregistry.tasks.evaluate_retraining_triggers",
              "RETRAIN_EVALUATION_CRON", "training",
              "Measures drift (PSI), live accuracy and mean confidence; retrains when one is beyond its threshold."),
+    Schedule("predictions: retention", "predictions.tasks.predictions_purge_expired", "PREDICTION_RETENTION_CRON",
+             "batch", "Deletes predictions older than PREDICTION_RETENTION_DAYS."),
+    Schedule("customers: quarantine retention", "customers.tasks.quarantine_purge_expired",
+             "QUARANTINE_RETENTION_CRON", "ingestion",
+             "Deletes quarantined rows older than QUARANTINE_RETENTION_DAYS."),
 )
 
 OFF = {"", "off", "none", "disabled"}

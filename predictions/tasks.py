@@ -111,3 +111,12 @@ def batch_jobs_watchdog() -> dict:
     from predictions.jobs import batch_jobs_watchdog as watchdog
 
     return watchdog()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=30,
+             max_retries=3)
+def predictions_purge_expired() -> int:
+    """Beat: delete predictions older than PREDICTION_RETENTION_DAYS."""
+    from predictions.retention import predictions_purge_expired as purge
+
+    return purge()

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +27,7 @@ from customers.api.serializers import (
     OutcomeSerializer,
     outcome_items,
 )
+from customers.erasure import CustomerNotFound, customer_erase
 from customers.models import Outcome
 from customers.selectors import customer_list
 from customers.services import (
@@ -45,10 +46,24 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_field = "customer_id"
     lookup_value_regex = r"[A-Za-z0-9_.:\-]{1,64}"
     filterset_class = CustomerFilter
-    required_scopes = {"GET": "customers:read", "POST": "customers:write"}
+    required_scopes = {"GET": "customers:read", "POST": "customers:write", "DELETE": "customers:erase"}
+
+    def required_scope(self, request: Request) -> str | None:
+        # DELETE exists on one customer only: on the list it is a 405, not a missing-scope 403.
+        if request.method == "DELETE" and self.action != "destroy":
+            return None
+        return self.required_scopes.get(request.method)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return customer_list()
+
+    @extend_schema(responses={204: None}, description="Erase the customer's personal data (scope customers:erase).")
+    def destroy(self, request: Request, customer_id: str) -> Response:
+        try:
+            customer_erase(customer_id=customer_id, actor=actor_for_request(request))
+        except CustomerNotFound:
+            raise NotFound(f"No customer with customer_id {customer_id!r}.") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return CustomerDetailSerializer if self.action == "retrieve" else CustomerSerializer

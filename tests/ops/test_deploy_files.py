@@ -391,3 +391,43 @@ def test_grafana_provisioning_points_at_the_dashboard_and_the_prometheus_datasou
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     compose = (ROOT / "docker-compose.yml").read_text()
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards" in compose
+
+
+# --- network isolation (issue 16) ----------------------------------------------------------
+
+
+def _ingress_peers(policy: dict) -> list[tuple[str, int]]:
+    return [
+        (peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])
+        for rule in policy["spec"]["ingress"] for peer in rule["from"] for port in rule["ports"]
+    ]
+
+
+def test_network_policies_deny_by_default_and_open_only_the_documented_paths():
+    policies = _by_kind("NetworkPolicy")
+    deny = policies["churn-default-deny"]["spec"]
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
+
+    web = policies["churn-web-ingress"]
+    assert web["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
+    assert sorted(_ingress_peers(web)) == [("ingress-nginx", 8000), ("monitoring", 8000)]
+    worker = policies["churn-worker-metrics"]
+    assert worker["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert _ingress_peers(worker) == [("monitoring", 9808)]
+    ports = {
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: {
+            p["containerPort"] for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])
+        }
+        for d in _by_kind("Deployment").values()
+    }
+    assert ports["web"] == {8000}
+    assert ports["worker"] == {9808}
+
+    egress = policies["churn-egress-core"]["spec"]
+    allowed = sorted(port["port"] for rule in egress["egress"] for port in rule["ports"])
+    assert allowed == [53, 53, 5432, 6379]
+    assert all("ipBlock" not in peer for rule in egress["egress"] for peer in rule["to"])
+    assert policies["churn-egress-data-sources"]["spec"]["egress"] == []  # the operator lists networks
