@@ -73,7 +73,7 @@ def targets_csv_rows(qs: QuerySet[CampaignTarget]) -> Iterator[list[Any]]:
         notes = _last_notes([t.pk for t in chunk])
         for t in chunk:
             yield [
-                t.pk, t.campaign_id, t.campaign.name, t.customer.customer_id, t.group,
+                t.pk, t.campaign_id, t.campaign.name, t.customer.customer_id if t.customer else "", t.group,
                 t.assignee.username if t.assignee else "", t.follow_up_status, _iso(t.due_date),
                 _iso(t.contacted_at), t.outcome, t.outcome_source, _iso(t.outcome_at),
                 round(t.qualifying_probability, 4), t.qualifying_risk_level, t.monthly_charges, notes.get(t.pk, ""),

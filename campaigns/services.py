@@ -629,7 +629,7 @@ def campaign_target_update(
         department_id=target.campaign.department_id,
         details={
             "campaign_id": target.campaign_id,
-            "customer_id": target.customer.customer_id,
+            "customer_id": target.customer.customer_id if target.customer else None,
             "changes": changes,
             "note": note[:500] if note else None,
         },
@@ -720,7 +720,7 @@ def campaign_target_step_done(*, target_id: int, actor: Actor, step: int) -> Cam
         department_id=target.campaign.department_id,
         details={
             "campaign_id": target.campaign_id,
-            "customer_id": target.customer.customer_id,
+            "customer_id": target.customer.customer_id if target.customer else None,
             "step": steps[step]["step"],
             "changes": {"follow_up_status": [before, target.follow_up_status]} if before != target.follow_up_status
             else {},

@@ -371,6 +371,9 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
             return render(request, "staff/_target_card.html", context)
         # Without JavaScript a refused save gets a page of its own with the card, errors and the text.
         return render(request, "staff/follow_up_edit.html", context, status=400)
+    if target.customer is None:  # erased since: the card stays, anonymised
+        messages.success(request, "Follow-up saved.")
+        return HttpResponseRedirect(_safe_next(request, reverse("staff:follow-ups")))
     messages.success(request, f"Follow-up for {target.customer.customer_id} saved.")
     return HttpResponseRedirect(_safe_next(request, reverse("staff:customer", args=[target.customer.customer_id])))
 

@@ -182,7 +182,9 @@ class NextStepSerializer(serializers.Serializer):
 class CampaignTargetSerializer(serializers.ModelSerializer):
     """One follow-up: the customer, its group, who handles it, its status, outcome and notes."""
 
-    customer_id = serializers.CharField(source="customer.customer_id")
+    customer_id = serializers.CharField(
+        source="customer.customer_id", allow_null=True, help_text="Null once the customer has been erased."
+    )
     campaign = serializers.IntegerField(source="campaign_id")
     assignee = serializers.CharField(source="assignee.username", default=None)
     qualifying_prediction = QualifyingPredictionSerializer(source="*")

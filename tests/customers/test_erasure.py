@@ -139,3 +139,20 @@ def test_retention_runs_on_beat():
 
     tasks = set(PeriodicTask.objects.filter(enabled=True).values_list("task", flat=True))
     assert {"predictions.tasks.predictions_purge_expired", "customers.tasks.quarantine_purge_expired"} <= tasks
+
+
+def test_campaign_pages_exports_and_the_api_still_answer_after_an_erasure(client, staff_user, department, key_client):
+    from accounts.services import SYSTEM
+    from customers.erasure import customer_erase
+    from tests.campaigns.factories import CampaignFactory, TargetFactory, scored_customer
+
+    campaign = CampaignFactory(department=department, status="active")
+    TargetFactory(campaign=campaign, customer=scored_customer("ERASE-ME", 0.8), assignee=staff_user)
+    customer_erase(customer_id="ERASE-ME", actor=SYSTEM, reason="request")
+    client.force_login(staff_user)
+
+    assert client.get(f"/staff/campaigns/{campaign.pk}/").status_code == 200
+    assert b"Erased customer" in client.get(f"/staff/campaigns/{campaign.pk}/").content
+    assert client.get(f"/staff/campaigns/{campaign.pk}/targets.csv").status_code == 200
+    body = key_client.get(f"/api/v1/campaigns/{campaign.pk}/targets/").json()
+    assert [t["customer_id"] for t in body["results"]] == [None]
