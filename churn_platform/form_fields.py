@@ -7,6 +7,7 @@ is named by its line number.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -57,6 +58,15 @@ class MappingField(forms.CharField):
     def to_python(self, value: Any) -> dict[str, str]:  # type: ignore[override]
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
+        if (value or "").strip().startswith("{"):
+            # A JSON object is accepted too (what the field showed before, and what scripts send).
+            try:
+                loaded = json.loads(value)
+            except ValueError as exc:
+                raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+            if not isinstance(loaded, dict):
+                raise forms.ValidationError("Expected an object of names to values.")
+            return {str(k): "" if v is None else str(v) for k, v in loaded.items()}
         mapping: dict[str, str] = {}
         for number, line in enumerate((value or "").splitlines(), start=1):
             if not line.strip():

@@ -17,6 +17,7 @@ def test_mapping_lines_round_trip_and_name_the_bad_line():
         "cust_id": "customer_id", "segment": "", "churn_flag": "churned",
     }  # fmt: skip
     assert field.prepare_value({"a": "b", "c": ""}) == "a = b\nc ="
+    assert field.clean('{"a": "b"}') == {"a": "b"}  # JSON is still accepted
     with pytest.raises(Exception, match="Line 2"):
         field.clean("a = b\nno separator here")
 
