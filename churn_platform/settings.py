@@ -212,6 +212,30 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int(
     "CELERY_VISIBILITY_TIMEOUT", default=CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
 )
 
+# --- MODEL GOVERNANCE (issue 12: gate, live performance, A/B statistics, shadow, drift) -------
+# Promotion gate (modelregistry.gate): candidate and active model scored on the same rows (the
+# candidate's held-out rows plus recent outcomes); refused when the candidate is significantly
+# worse (DeLong paired test, one-sided p below the alpha) or its ROC AUC is below the floor.
+MODEL_GATE_ALPHA = env.float("MODEL_GATE_ALPHA", default=0.05)
+MODEL_GATE_MIN_ROC_AUC = env.float("MODEL_GATE_MIN_ROC_AUC", default=0.70)
+MODEL_GATE_MAX_OUTCOME_ROWS = env.int("MODEL_GATE_MAX_OUTCOME_ROWS", default=100_000)
+# Live performance: each outcome is joined to the latest prediction made before it, at most
+# this many days before; figures are refreshed this many seconds after outcomes arrive.
+LIVE_PERFORMANCE_HORIZON_DAYS = env.int("LIVE_PERFORMANCE_HORIZON_DAYS", default=90)
+LIVE_PERFORMANCE_DEBOUNCE_SECONDS = env.int("LIVE_PERFORMANCE_DEBOUNCE_SECONDS", default=20)
+# A/B statistics: the ROC AUC difference the test should be able to detect (needed_n), and the
+# significance level at which stop-with-promote refuses a worse challenger.
+AB_TEST_DETECTABLE_DIFFERENCE = env.float("AB_TEST_DETECTABLE_DIFFERENCE", default=0.02)
+AB_TEST_ALPHA = env.float("AB_TEST_ALPHA", default=0.05)
+AB_TEST_POWER = env.float("AB_TEST_POWER", default=0.8)
+# Drift: per-field thresholds from the PSI of resamples of the reference at the batch's size;
+# the family-wise false-alarm rate is split over the fields (Bonferroni).
+DRIFT_FALSE_ALARM_RATE = env.float("DRIFT_FALSE_ALARM_RATE", default=0.01)
+DRIFT_NULL_RESAMPLES = env.int("DRIFT_NULL_RESAMPLES", default=2000)
+# Shadow scoring: rows buffered per process before one write.
+SHADOW_WRITE_BATCH = env.int("SHADOW_WRITE_BATCH", default=200)
+SHADOW_MAX_BUFFER_SECONDS = env.float("SHADOW_MAX_BUFFER_SECONDS", default=2.0)
+
 # --- AUTHENTICATION AND API -----------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -33,6 +34,7 @@ from modelregistry.services import (
     model_promote,
     model_rollback,
     model_version_set_status,
+    promotion_preview,
 )
 
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
@@ -134,26 +136,41 @@ class ModelVersionAdmin(admin.ModelAdmin):
             except PromotionRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
 
-    @admin.action(description="Promote to active (registry rules apply)")
-    def promote_selected(self, request: HttpRequest, queryset: Any) -> None:
+    def _confirm_promotion(self, request: HttpRequest, queryset: Any, action: str) -> HttpResponse | None:
+        """First the gate's comparison on a confirmation page; the promotion on its confirmed POST."""
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
-        self._run(request, queryset, lambda v: model_promote(version=v.version, actor=_actor(request)), "promoted")
-
-    @admin.action(description="Force promote (even if worse than the active model)")
-    def force_promote_selected(self, request: HttpRequest, queryset: Any) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
+            return None
+        version = queryset.get()
+        force = action == "force_promote_selected"
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Promote {version.version}",
+                "version": version,
+                "comparison": promotion_preview(version=version.version),
+                "action": action,
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/modelregistry/modelversion/promote_confirm.html", context)
+        reason = request.POST.get("reason", "").strip()
+        if force:
+            reason = reason or f"forced in admin by {request.user}"
         self._run(
             request,
             queryset,
-            lambda v: model_promote(
-                version=v.version, actor=_actor(request), force=True, reason=f"forced in admin by {request.user}"
-            ),
-            "promoted (forced)",
+            lambda v: model_promote(version=v.version, actor=_actor(request), force=force, reason=reason),
+            "promoted (forced)" if force else "promoted",
         )
+        return None
+
+    @admin.action(description="Promote to active (registry rules apply)")
+    def promote_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        return self._confirm_promotion(request, queryset, "promote_selected")
+
+    @admin.action(description="Force promote (even if worse than the active model)")
+    def force_promote_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        return self._confirm_promotion(request, queryset, "force_promote_selected")
 
     @admin.action(description="Roll back to the previously active version")
     def rollback_active(self, request: HttpRequest, queryset: Any) -> None:

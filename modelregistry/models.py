@@ -40,6 +40,16 @@ class ModelVersion(models.Model):
     training_source = models.CharField(max_length=255, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     reference_stats = models.JSONField(default=dict, blank=True, help_text="Training distributions for drift checks.")
+    holdout = models.FileField(
+        storage=_model_storage,
+        upload_to="holdout/",
+        max_length=255,
+        blank=True,
+        help_text="The held-out rows and labels (gzipped JSON columns); the promotion gate scores them again.",
+    )
+    report = models.JSONField(
+        default=dict, blank=True, help_text="Churn report of the held-out rows: lift, gains, calibration, backtest."
+    )
     trained_by = models.CharField(max_length=200, blank=True)
     trained_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -37,7 +37,7 @@ from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
 from churn_ml.drift import ReferenceStats, drift_summary
 from churn_ml.evaluation import live_metrics
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
-from churn_ml.training import evaluate, train
+from churn_ml.training import backtest, evaluate, train
 from churn_platform import metrics
 from modelregistry import loader
 from modelregistry.models import (
@@ -342,6 +342,7 @@ def retraining_run_execute(*, run_id: int) -> RetrainingRun | None:
             actor=actor,
             training_source=f"store: retraining {run.pk} ({run.trigger})",
             notes=f"Retraining {run.pk}, trigger {run.trigger}: {run.reason}"[:2000],
+            backtest=backtest(data.frame, data.labels, data.dates, seed=RETRAIN_SEED, algorithm=trained.algorithm),
         )
     except Exception as exc:  # recorded on the run; nothing was registered
         logger.exception("Retraining %s failed", run.pk)
@@ -378,9 +379,9 @@ def _apply_policy(
         else f"retraining {run.pk} policy if_better: no model was active"
     )
     try:
-        # Forced with the reason: the registry's own rule compares AUCs measured on different
-        # data, while this comparison used the same held-out rows for both models.
-        model_promote(version=version.version, actor=actor, force=active is not None, reason=why)
+        # Not forced: the registry's gate compares both models on the same rows too, and its
+        # comparison lands in the promotion's model event.
+        model_promote(version=version.version, actor=actor, reason=why)
     except PromotionRefused as exc:
         return RetrainingDecision.REFUSED, str(exc)
     return RetrainingDecision.PROMOTED, why[0].upper() + why[1:] + "."

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
@@ -19,22 +20,26 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml import artifact as ml_artifact
+from churn_ml.performance import churn_report
 from churn_ml.schema import RECORD_FIELDS, SCHEMA_VERSION, load_telco_csv, validate_columns
-from churn_ml.training import TrainedModel, train
-from modelregistry import loader
+from churn_ml.tiers import RISK_THRESHOLDS
+from churn_ml.training import TrainedModel, backtest, train
+from modelregistry import gate, loader
 from modelregistry.models import ABTest, ABTestStatus, ModelEvent, ModelStatus, ModelVersion
 
-# A candidate whose held-out ROC AUC is more than this below the active model's is refused
-# unless the operator forces it with a reason.
-PROMOTION_AUC_TOLERANCE = 0.01
+RISK_CUTS = tuple(zip(("medium", "high", "critical"), RISK_THRESHOLDS, strict=True))
 
 
 class PromotionRefused(Exception):
-    """The registry's rules forbid this state change; the message says why and what to do."""
+    """The registry's rules forbid this state change; the message says why and what to do.
 
-    def __init__(self, message: str, *, version_pk: int | None = None) -> None:
+    ``details`` carries the evidence (e.g. the gate's comparison) for the refusal's model event.
+    """
+
+    def __init__(self, message: str, *, version_pk: int | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.version_pk = version_pk
+        self.details = details or {}
 
 
 def model_event_record(
@@ -56,9 +61,16 @@ def _version_label(trained: TrainedModel, sha: str) -> str:
 
 @transaction.atomic
 def model_version_register(
-    *, trained: TrainedModel, actor: Actor = SYSTEM, training_source: str = "", notes: str = ""
+    *,
+    trained: TrainedModel,
+    actor: Actor = SYSTEM,
+    training_source: str = "",
+    notes: str = "",
+    backtest: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Store a trained model's artifact and metrics as a new version in status testing."""
+    """Store a trained model's artifact, held-out rows, report and metrics as a new version in
+    status testing. ``backtest`` is churn_ml.training.backtest's result (or its reason for none)."""
+    backtest = backtest or {"result": None, "reason": "No backtest was run for this version."}
     data = ml_artifact.dump_artifact(trained)
     sha = ml_artifact.sha256_hex(data)
     label = _version_label(trained, sha)
@@ -80,6 +92,14 @@ def model_version_register(
         notes=notes,
     )
     version.artifact.save(f"{label}.zip", ContentFile(data), save=False)
+    if trained.holdout is not None:
+        columns, labels = trained.holdout
+        version.holdout.save(f"{label}.json.gz", gate.holdout_file(columns, labels), save=False)
+        version.report = {
+            "source": "held_out",
+            **churn_report(trained.scorer.predict_proba(columns), labels, cuts=RISK_CUTS),
+            "backtest": backtest,
+        }
     version.save()
     model_event_record(version=version, kind="trained", actor=actor, details={"metrics": dict(trained.metrics)})
     audit_record(
@@ -104,9 +124,9 @@ def model_version_promote(
 ) -> ModelVersion:
     """Make ``version`` the active model; the previously active one becomes deprecated.
 
-    Refused for a failed or archived version, for one whose artifact does not verify, and for
-    one whose held-out ROC AUC is more than 0.01 below the active model's unless ``force`` is
-    given with a reason.
+    Refused for a failed or archived version, for one whose artifact does not verify, and, unless
+    ``force`` is given with a reason, by the promotion gate (modelregistry.gate): significantly
+    worse than the active model on the same rows, or below the absolute floor.
     """
     candidate_pk = ModelVersion.objects.filter(version=version).values_list("pk", flat=True).first()
     if candidate_pk is None:
@@ -123,22 +143,19 @@ def model_version_promote(
         raise PromotionRefused(f"{candidate.version} is {candidate.status} and cannot be promoted.")
     if force and not reason.strip():
         raise PromotionRefused("A forced promotion needs a reason.")
-    if active is not None and not force:
-        candidate_auc, active_auc = candidate.roc_auc, active.roc_auc
-        if (
-            candidate_auc is not None
-            and active_auc is not None
-            and candidate_auc < active_auc - PROMOTION_AUC_TOLERANCE
-        ):
-            _refuse(
-                candidate,
-                f"held-out ROC AUC {candidate_auc:.4f} is more than {PROMOTION_AUC_TOLERANCE} "
-                f"below the active model's {active_auc:.4f}; force it with a reason to promote anyway",
-            )
     try:
         loader.load_version(candidate)
     except (ml_artifact.ArtifactError, OSError) as exc:
         _refuse(candidate, f"its artifact cannot be loaded: {exc}")
+    comparison = None
+    if event_kind == "promoted":
+        comparison = _gate(candidate, active)
+        if comparison.get("refusal") and not force:
+            _refuse(
+                candidate,
+                f"{comparison['refusal']}; force it with a reason to promote anyway",
+                details={"comparison": comparison},
+            )
 
     now = timezone.now()
     if active is not None:
@@ -152,6 +169,8 @@ def model_version_promote(
         candidate.previous_active = active
     candidate.save(update_fields=["status", "promoted_at", "promoted_by", "previous_active", "updated_at"])
     details = {"previous": active.version if active else None, "forced": force, "reason": reason}
+    if comparison is not None:
+        details["comparison"] = comparison
     model_event_record(version=candidate, kind=event_kind, actor=actor, details=details)
     audit_record(
         actor=actor,
@@ -164,8 +183,34 @@ def model_version_promote(
     return candidate
 
 
-def _refuse(candidate: ModelVersion, why: str) -> None:
-    raise PromotionRefused(f"Refused to promote {candidate.version}: {why}.", version_pk=candidate.pk)
+def _gate(candidate: ModelVersion, active: ModelVersion | None) -> dict[str, Any]:
+    """The gate's comparison with the active model, or the floor alone when none is active."""
+    note = "no model was active"
+    if active is not None:
+        try:
+            return gate.promotion_comparison(candidate=candidate, active=active)
+        except (ml_artifact.ArtifactError, OSError) as exc:
+            # The active model's artifact no longer loads: nothing to compare with, the floor applies.
+            note = f"the active model could not be scored: {exc}"
+    floor = settings.MODEL_GATE_MIN_ROC_AUC
+    auc = candidate.roc_auc
+    refusal = f"its held-out ROC AUC {auc:.4f} is below the floor MODEL_GATE_MIN_ROC_AUC = {floor}" if (
+        auc is not None and auc < floor
+    ) else None
+    return {"candidate": candidate.version, "active": None, "note": note, "candidate_roc_auc": auc,
+            "min_roc_auc": floor, "refusal": refusal, "decision": "refuse" if refusal else "pass"}
+
+
+def promotion_preview(*, version: str) -> dict[str, Any]:
+    """The gate's comparison for promoting ``version`` now, without promoting (the admin's confirmation page)."""
+    candidate = ModelVersion.objects.get(version=version)
+    return _gate(candidate, ModelVersion.objects.active().first())
+
+
+def _refuse(candidate: ModelVersion, why: str, details: dict[str, Any] | None = None) -> None:
+    raise PromotionRefused(
+        f"Refused to promote {candidate.version}: {why}.", version_pk=candidate.pk, details=details
+    )
 
 
 def _record_refusal(exc: PromotionRefused, actor: Actor) -> None:
@@ -174,14 +219,15 @@ def _record_refusal(exc: PromotionRefused, actor: Actor) -> None:
         return
     version = ModelVersion.objects.get(pk=exc.version_pk)
     with transaction.atomic():
-        model_event_record(version=version, kind="promotion_refused", actor=actor, details={"reason": str(exc)})
+        details = {"reason": str(exc), **exc.details}
+        model_event_record(version=version, kind="promotion_refused", actor=actor, details=details)
         audit_record(
             actor=actor,
             action="model.promote",
             obj=version,
             object_id=version.version,
             outcome="denied",
-            details={"reason": str(exc)},
+            details=details,
         )
 
 
@@ -238,6 +284,8 @@ class TrainingData:
     frame: pd.DataFrame
     labels: np.ndarray
     source: str
+    dates: np.ndarray | None = None
+    """When each label was observed (datetime64), for the time backtest; None when the data has no dates."""
 
 
 def training_data_from_file(path: str) -> TrainingData:
@@ -254,15 +302,19 @@ def training_data_from_store() -> TrainingData:
         Customer.objects.annotate(label=Subquery(latest.values("churned")[:1]))
         .filter(label__isnull=False)
         .order_by("pk")
-        .values_list(*RECORD_FIELDS, "label")
+        .annotate(observed=Subquery(latest.values("observed_at")[:1]))
+        .values_list(*RECORD_FIELDS, "label", "observed")
     )
     if not rows:
         raise ValueError("No stored customer has a recorded outcome to learn from.")
     columns = {name: [r[i] for r in rows] for i, name in enumerate(RECORD_FIELDS)}
     result = validate_columns(columns, len(rows))
     valid = result.valid
-    labels = np.array([r[-1] for r in rows], dtype=bool)[valid]
-    return TrainingData(frame=result.frame(valid).reset_index(drop=True), labels=labels, source="store")
+    labels = np.array([r[-2] for r in rows], dtype=bool)[valid]
+    dates = np.array([np.datetime64(r[-1].replace(tzinfo=None), "s") for r in rows])[valid]
+    return TrainingData(
+        frame=result.frame(valid).reset_index(drop=True), labels=labels, source="store", dates=dates
+    )
 
 
 def model_train(
@@ -292,7 +344,13 @@ def model_train(
             error=f"{type(exc).__name__}: {exc}",
         )
         raise
-    version = model_version_register(trained=trained, actor=actor, training_source=data.source, notes=notes)
+    version = model_version_register(
+        trained=trained,
+        actor=actor,
+        training_source=data.source,
+        notes=notes,
+        backtest=backtest(data.frame, data.labels, data.dates, seed=seed, algorithm=trained.algorithm),
+    )
     if activate:
         version = model_promote(version=version.version, actor=actor, force=force, reason=reason)
     return version
