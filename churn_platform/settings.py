@@ -223,6 +223,7 @@ MODEL_GATE_MAX_OUTCOME_ROWS = env.int("MODEL_GATE_MAX_OUTCOME_ROWS", default=100
 # this many days before; figures are refreshed this many seconds after outcomes arrive.
 LIVE_PERFORMANCE_HORIZON_DAYS = env.int("LIVE_PERFORMANCE_HORIZON_DAYS", default=90)
 LIVE_PERFORMANCE_DEBOUNCE_SECONDS = env.int("LIVE_PERFORMANCE_DEBOUNCE_SECONDS", default=20)
+LIVE_PERFORMANCE_CRON = env.str("LIVE_PERFORMANCE_CRON", default="*/15 * * * *")
 # A/B statistics: the ROC AUC difference the test should be able to detect (needed_n), and the
 # significance level at which stop-with-promote refuses a worse challenger.
 AB_TEST_DETECTABLE_DIFFERENCE = env.float("AB_TEST_DETECTABLE_DIFFERENCE", default=0.02)

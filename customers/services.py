@@ -19,6 +19,7 @@ from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml.record import RecordCheck
 from churn_ml.schema import FIELD_ORDER, ValidationResult
 from customers.models import Customer, Outcome
+from customers.signals import RecordedOutcome, outcomes_recorded
 
 # Rows per INSERT statement: 1,000 rows x 26 columns stays far below SQLite's and PostgreSQL's
 # parameter limits and measured fastest with bulk_create here.
@@ -205,7 +206,16 @@ def outcome_record(
     from campaigns.services import campaign_targets_apply_outcomes
 
     campaign_targets_apply_outcomes(customer_ids=[customer_id], actor=actor)
+    _announce([RecordedOutcome(customer_id, churned, observed_at)], "api")
     return outcome, created
+
+
+def _announce(outcomes: list[RecordedOutcome], source: str) -> None:
+    """Send outcomes_recorded once the current transaction commits (at once outside one)."""
+    if outcomes:
+        transaction.on_commit(
+            lambda: outcomes_recorded.send(sender="customers", outcomes=outcomes, source=source)
+        )
 
 
 def outcomes_bulk_record(*, labels: dict[str, bool], observed_at: datetime, source: str) -> int:
@@ -225,4 +235,5 @@ def outcomes_bulk_record(*, labels: dict[str, bool], observed_at: datetime, sour
     from campaigns.services import campaign_targets_apply_outcomes
 
     campaign_targets_apply_outcomes(customer_ids=list(ids))
+    _announce([RecordedOutcome(cid, labels[cid], observed_at) for cid in ids], "file")
     return len(objs)

@@ -15,6 +15,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.services import actor_for_user
+from churn_platform import svg
+from modelregistry.live import live_rows_of
 from modelregistry.models import (
     ABTest,
     ABTestStatus,
@@ -35,6 +37,13 @@ from modelregistry.services import (
     model_rollback,
     model_version_set_status,
     promotion_preview,
+)
+
+# The admin does not load the staff stylesheet: the charts' classes, inline (a constant string).
+REPORT_STYLE = mark_safe(
+    "<style>svg.chart{width:48%;max-width:420px;font:11px sans-serif}svg.chart .grid{stroke:#ccc}"
+    "svg.chart .line{stroke-width:2}svg.chart .treatment{stroke:#2b6cb0;fill:#2b6cb0}"
+    "svg.chart .control{stroke:#dd6b20;fill:#dd6b20}svg.chart polyline{fill:none}</style>"
 )
 
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
@@ -99,6 +108,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "algorithm",
         "status",
         "metrics_table",
+        "live_figures",
+        "report_charts",
         "artifact",
         "artifact_sha256",
         "artifact_size",
@@ -127,6 +138,80 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def metrics_table(self, obj: ModelVersion) -> str:
         rows = [(k, v) for k, v in sorted(obj.metrics.items()) if not isinstance(v, dict)]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+    @admin.display(description="live performance")
+    def live_figures(self, obj: ModelVersion) -> str:
+        rows = []
+        for row in live_rows_of(obj):
+            realized, estimated = row.realized or {}, row.estimated or {}
+            ci = realized.get("roc_auc_ci95") or (None, None)
+            rows.append((
+                row.scope,
+                f"{row.as_of:%Y-%m-%d %H:%M}",
+                realized.get("n", 0),
+                _fmt(realized.get("roc_auc")),
+                f"{_fmt(ci[0])} to {_fmt(ci[1])}",
+                _fmt(realized.get("accuracy")),
+                _fmt(realized.get("brier")),
+                _fmt(realized.get("ece")),
+                estimated.get("n", 0),
+                _fmt(estimated.get("roc_auc")),
+                _fmt(estimated.get("accuracy")),
+            ))
+        if not rows:
+            return "No live figures yet: they appear after the first outcomes are joined to this version's predictions."
+        header = mark_safe(  # a constant string
+            "<tr><th>scope</th><th>as of</th><th>outcomes</th><th>ROC AUC</th><th>95% CI (DeLong)</th>"
+            "<th>accuracy</th><th>Brier</th><th>ECE</th><th>no outcome yet</th><th>CBPE ROC AUC</th>"
+            "<th>CBPE accuracy</th></tr>"
+        )
+        body = format_html_join("", "<tr>" + "<td>{}</td>" * 11 + "</tr>", rows)
+        ece = obj.metrics.get("ece")
+        note = format_html(
+            "<p>CBPE estimates assume calibrated probabilities; this model's held-out ECE is {}.</p>", _fmt(ece)
+        )
+        return format_html("<table>{}{}</table>{}", header, body, note)
+
+    @admin.display(description="report (held-out and live)")
+    def report_charts(self, obj: ModelVersion) -> str:
+        held_out = obj.report or {}
+        live = next((r.report for r in live_rows_of(obj) if r.scope == "all" and r.report), None)
+        reports = [("held-out", held_out, "treatment"), ("live outcomes", live, "control")]
+        gains = [
+            (name, [(g["share"], g["captured"]) for g in report["gains"] if g["captured"] is not None], css)
+            for name, report, css in reports
+            if report and report.get("gains")
+        ]
+        calibration = [
+            (name, [(b["mean_predicted"], b["observed"]) for b in report["calibration"] if b["n"]], css)
+            for name, report, css in reports
+            if report and report.get("calibration")
+        ]
+        if not gains:
+            return "No report: this version was registered without held-out rows."
+        lift = format_html_join(
+            "",
+            "<tr><td>{}</td><td>top {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (name, f"{row['top_share']:.0%}", _fmt(row["lift"]), _fmt(row["captured"]))
+                for name, report, _ in reports
+                if report
+                for row in report.get("lift", [])
+            ),
+        )
+        backtest = (held_out.get("backtest") or {})
+        return format_html(
+            "{}<div>{}{}</div><table><tr><th>data</th><th>customers</th><th>lift</th><th>churners captured</th></tr>"
+            "{}</table><p>Backtest: {} {}</p>",
+            REPORT_STYLE,
+            svg.line_chart(gains, title="Cumulative gains", x_label="customers contacted (by risk)",
+                           y_label="churners captured", diagonal=True),
+            svg.line_chart(calibration, title="Calibration", x_label="mean predicted", y_label="observed churn",
+                           diagonal=True),
+            lift,
+            backtest.get("result") or "",
+            backtest.get("reason", ""),
+        )
 
     def _run(self, request: HttpRequest, queryset: Any, do: Any, done: str) -> None:
         for version in queryset.order_by("pk"):

@@ -260,3 +260,38 @@ class ABTest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.challenger.version} at {self.traffic_percent}% vs {self.champion.version} ({self.status})"
+
+
+# --- live performance -----------------------------------------------------------------------
+
+
+class ModelLivePerformance(models.Model):
+    """A version's figures on live data, written by predictions.live_performance.
+
+    ``scope`` is "all" (every prediction of the version within the horizon) or
+    "ab:<test id>:<arm>" (the arm's predictions while the test ran). ``realized``: outcomes
+    joined to the version's latest prediction before each; ``estimated``: CBPE for predictions
+    that have no outcome yet, with ``periods`` per month of prediction.
+    """
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="live_performance")
+    scope = models.CharField(max_length=40, default="all")
+    ab_test = models.ForeignKey("ABTest", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    arm = models.CharField(max_length=12, blank=True)
+    as_of = models.DateTimeField()
+    horizon_days = models.PositiveIntegerField()
+    predictions = models.PositiveBigIntegerField(default=0, help_text="Predictions of the version in the scope.")
+    mean_probability = models.FloatField(null=True, blank=True)
+    realized = models.JSONField(default=dict, blank=True)
+    estimated = models.JSONField(default=dict, blank=True)
+    report = models.JSONField(default=dict, blank=True, help_text="Lift, gains, calibration and cuts on live outcomes.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_version", "scope"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "scope"], name="modellive_one_per_version_scope")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version.version} {self.scope} as of {self.as_of:%Y-%m-%d %H:%M}"

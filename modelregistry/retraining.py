@@ -29,8 +29,6 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, F, OuterRef, Subquery, Value
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
@@ -39,6 +37,7 @@ from churn_ml.evaluation import live_metrics
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
 from churn_ml.training import backtest, evaluate, train
 from churn_platform import metrics
+from customers.models import Customer
 from modelregistry import loader
 from modelregistry.models import (
     ModelVersion,
@@ -49,6 +48,7 @@ from modelregistry.models import (
     TriggerEvaluation,
     TriggerKind,
 )
+from modelregistry.ports import prediction_reader
 from modelregistry.services import PromotionRefused, model_promote, model_version_register, training_data_from_store
 
 logger = logging.getLogger(__name__)
@@ -74,17 +74,10 @@ class Measurement:
 
 def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Canonical columns of recent inputs: customers written since, and records scored since."""
-    from customers.models import Customer
-    from predictions.models import Prediction
-
     customers = list(
         Customer.objects.filter(updated_at__gte=since).order_by("-updated_at").values_list(*RECORD_FIELDS)[:limit]
     )
-    scored = list(
-        Prediction.objects.filter(created_at__gte=since, inputs__isnull=False)
-        .order_by("-created_at")
-        .values_list("inputs", flat=True)[:limit]
-    )
+    scored = prediction_reader().recent_scored_inputs(since=since, limit=limit)
     columns: dict[str, np.ndarray] = {}
     n = 0
     if customers:
@@ -94,7 +87,7 @@ def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray]
         columns = {name: col[stored.valid] for name, col in stored.columns.items()}
         n = int(stored.valid.sum())
     if scored:
-        sent = validate_records([r for r in scored if isinstance(r, dict)], strict=False)
+        sent = validate_records(scored, strict=False)
         valid = sent.valid
         more = {name: col[valid] for name, col in sent.columns.items()}
         columns = {name: np.concatenate([columns[name], more[name]]) if columns else more[name] for name in more}
@@ -131,19 +124,8 @@ def measure_drift(active: ModelVersion, *, since: datetime) -> Measurement:
 
 def measure_accuracy(active: ModelVersion, *, since: datetime) -> Measurement:
     """Accuracy of the active model's last prediction before each outcome observed since ``since``."""
-    from customers.models import Outcome
-    from predictions.models import Prediction
-
     threshold = settings.RETRAIN_ACCURACY_THRESHOLD
-    before = Prediction.objects.filter(
-        customer_id=OuterRef("customer__customer_id"), model_version=active, created_at__lte=OuterRef("observed_at")
-    ).order_by("-created_at", "-pk")
-    pairs = list(
-        Outcome.objects.filter(observed_at__gte=since)
-        .annotate(probability=Subquery(before.values("churn_probability")[:1]))
-        .filter(probability__isnull=False)
-        .values_list("probability", "churned")
-    )
+    pairs = prediction_reader().outcome_pairs(version_id=active.pk, outcomes_since=since)
     report = live_metrics(pairs)
     details = {"auc": report.roc_auc, "positive_rate": report.positive_rate, "brier": report.brier}
     if report.n < settings.RETRAIN_MIN_SAMPLES or report.accuracy is None:
@@ -158,18 +140,10 @@ def measure_accuracy(active: ModelVersion, *, since: datetime) -> Measurement:
 
 def measure_confidence(active: ModelVersion, *, since: datetime) -> Measurement:
     """Mean max(p, 1 - p) over the active model's most recent predictions (at most the sample size)."""
-    from predictions.models import Prediction
-
     threshold = settings.RETRAIN_CONFIDENCE_THRESHOLD
-    recent = (
-        Prediction.objects.filter(model_version=active, created_at__gte=since)
-        .order_by("-created_at")
-        .values("pk")[: settings.RETRAIN_DRIFT_SAMPLE_SIZE]
+    n, mean = prediction_reader().recent_confidence(
+        version_id=active.pk, since=since, limit=settings.RETRAIN_DRIFT_SAMPLE_SIZE
     )
-    figures = Prediction.objects.filter(pk__in=recent).aggregate(
-        n=Count("pk"), mean=Avg(Greatest(F("churn_probability"), Value(1.0) - F("churn_probability")))
-    )
-    n, mean = figures["n"], figures["mean"]
     if n < settings.RETRAIN_MIN_SAMPLES or mean is None:
         return Measurement(TriggerKind.CONFIDENCE, mean, threshold, n, None)
     metrics.MODEL_MEAN_CONFIDENCE.labels(model_version=active.version).set(mean)

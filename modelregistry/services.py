@@ -20,12 +20,15 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml import artifact as ml_artifact
-from churn_ml.performance import churn_report
+from churn_ml.evaluation import live_metrics
+from churn_ml.performance import churn_report, needed_per_arm, roc_auc_ci, unpaired_auc_test
 from churn_ml.schema import RECORD_FIELDS, SCHEMA_VERSION, load_telco_csv, validate_columns
 from churn_ml.tiers import RISK_THRESHOLDS
 from churn_ml.training import TrainedModel, backtest, train
+from customers.models import Customer, Outcome
 from modelregistry import gate, loader
 from modelregistry.models import ABTest, ABTestStatus, ModelEvent, ModelStatus, ModelVersion
+from modelregistry.ports import prediction_reader
 
 RISK_CUTS = tuple(zip(("medium", "high", "critical"), RISK_THRESHOLDS, strict=True))
 
@@ -295,8 +298,6 @@ def training_data_from_file(path: str) -> TrainingData:
 
 def training_data_from_store() -> TrainingData:
     """Stored customers with their latest recorded outcome as the label."""
-    from customers.models import Customer, Outcome
-
     latest = Outcome.objects.filter(customer=OuterRef("pk")).order_by("-observed_at", "-pk")
     rows = list(
         Customer.objects.annotate(label=Subquery(latest.values("churned")[:1]))
@@ -389,18 +390,36 @@ def ab_test_start(*, version: str, traffic_percent: int, actor: Actor) -> ABTest
 
 
 def ab_test_stop(*, actor: Actor, promote: bool = False, force: bool = False, reason: str = "") -> ABTest:
-    """End the running A/B test; with ``promote`` the challenger becomes the active model
-    (the registry's rules apply unless forced with a reason)."""
+    """End the running A/B test; with ``promote`` the challenger becomes the active model.
+
+    Refused, and the test keeps running, when the challenger's live ROC AUC is significantly
+    below the champion's (one-sided p < AB_TEST_ALPHA), unless forced with a reason; the
+    comparison is audited either way. The registry's promotion gate applies unless forced.
+    """
     with transaction.atomic():
         test = ABTest.objects.select_for_update().filter(status=ABTestStatus.RUNNING).first()
         if test is None:
             raise PromotionRefused("No A/B test is running.")
+        comparison = ab_test_report(test=test)["comparison"] if promote else None
+        if promote and force and not reason.strip():
+            raise PromotionRefused("A forced promotion needs a reason.")
+        if comparison is not None and comparison["significantly_worse"] and not force:
+            raise PromotionRefused(
+                f"Refused to promote {test.challenger.version}: its live ROC AUC is significantly below the "
+                f"champion's (difference {comparison['difference']:+.4f}, 95% CI {comparison['ci95'][0]:+.4f} to "
+                f"{comparison['ci95'][1]:+.4f}, p = {comparison['p_value']:.2g}); stop without promoting, or force "
+                "it with a reason.",
+                version_pk=test.challenger.pk,
+                details={"comparison": comparison},
+            )
         test.status = ABTestStatus.STOPPED
         test.stopped_at = timezone.now()
         test.stopped_by = actor.label
         test.conclusion = reason or ("challenger promoted" if promote else "challenger not promoted")
         test.save(update_fields=["status", "stopped_at", "stopped_by", "conclusion", "updated_at"])
-        details = {"challenger": test.challenger.version, "promote": promote, "reason": reason}
+        details = {"challenger": test.challenger.version, "promote": promote, "reason": reason, "forced": force}
+        if comparison is not None:
+            details["comparison"] = comparison
         model_event_record(version=test.challenger, kind="ab_test_stopped", actor=actor, details=details)
         audit_record(actor=actor, action="model.ab_test_stop", obj=test, details=details)
         if promote:
@@ -411,34 +430,76 @@ def ab_test_stop(*, actor: Actor, promote: bool = False, force: bool = False, re
     return test
 
 
-def ab_test_report(*, test: ABTest) -> dict[str, Any]:
-    """Each arm's predictions since the test started, and its live metrics on outcomes recorded
-    after the prediction (the arm's last prediction before each outcome)."""
-    from django.db.models import Avg, Count
-
-    from churn_ml.evaluation import live_metrics
-    from customers.models import Outcome
-    from predictions.models import Prediction
-
-    end = test.stopped_at or timezone.now()
-    arms = {}
-    for name, version in (("champion", test.champion), ("challenger", test.challenger)):
-        scored = Prediction.objects.filter(model_version=version, created_at__gte=test.created_at, created_at__lte=end)
-        summary = scored.aggregate(n=Count("pk"), mean_probability=Avg("churn_probability"))
-        before = scored.filter(
-            customer_id=OuterRef("customer__customer_id"), created_at__lte=OuterRef("observed_at")
-        ).order_by("-created_at", "-pk")
-        pairs = list(
-            Outcome.objects.filter(observed_at__gte=test.created_at)
-            .annotate(probability=Subquery(before.values("churn_probability")[:1]))
-            .filter(probability__isnull=False)
-            .values_list("probability", "churned")
+def ab_test_comparison(
+    champion_pairs: list[tuple[float, bool]], challenger_pairs: list[tuple[float, bool]]
+) -> dict[str, Any]:
+    """Challenger minus champion ROC AUC on each arm's outcomes (DeLong, independent arms), and
+    the outcomes each arm needs to detect AB_TEST_DETECTABLE_DIFFERENCE."""
+    intervals = {}
+    counts = {}
+    pooled_y: list[bool] = []
+    for name, pairs in (("champion", champion_pairs), ("challenger", challenger_pairs)):
+        p = np.array([float(x) for x, _ in pairs], dtype=np.float64)
+        y = np.array([bool(o) for _, o in pairs], dtype=bool)
+        counts[name] = len(y)
+        pooled_y += y.tolist()
+        intervals[name] = roc_auc_ci(p, y) if len(y) else None
+    alpha = settings.AB_TEST_ALPHA
+    out: dict[str, Any] = {
+        "metric": "roc_auc",
+        "difference": None,
+        "ci95": None,
+        "p_value": None,
+        "p_worse": None,
+        "significantly_worse": False,
+        "n": counts,
+        "needed_n": None,
+        "detectable_difference": settings.AB_TEST_DETECTABLE_DIFFERENCE,
+        "alpha": alpha,
+        "power": settings.AB_TEST_POWER,
+        "method": "delong_unpaired",
+    }
+    champion, challenger = intervals["champion"], intervals["challenger"]
+    if champion is not None and challenger is not None:
+        result = unpaired_auc_test(champion, challenger, n=len(pooled_y), positives=int(sum(pooled_y)))
+        out.update(
+            difference=round(result.difference, 6),
+            ci95=[round(x, 6) for x in result.ci95],
+            p_value=result.p_value,
+            p_worse=result.p_worse,
+            significantly_worse=result.p_worse < alpha,
         )
+    if pooled_y:
+        auc = champion.roc_auc if champion is not None else 0.8
+        out["needed_n"] = needed_per_arm(
+            auc=min(max(auc, 0.5), 0.99),
+            positive_rate=float(np.mean(pooled_y)),
+            difference=settings.AB_TEST_DETECTABLE_DIFFERENCE,
+            alpha=alpha,
+            power=settings.AB_TEST_POWER,
+        )
+    return out
+
+
+def ab_test_report(*, test: ABTest) -> dict[str, Any]:
+    """Each arm's predictions since the test started, its live metrics on outcomes recorded
+    after the prediction (the arm's last prediction before each outcome), and the comparison
+    of the two arms' ROC AUC (see ab_test_comparison)."""
+    end = test.stopped_at or timezone.now()
+    reader = prediction_reader()
+    arms = {}
+    pairs_of = {}
+    for name, version in (("champion", test.champion), ("challenger", test.challenger)):
+        n, mean = reader.scored_summary(version_id=version.pk, since=test.created_at, until=end)
+        pairs = reader.outcome_pairs(
+            version_id=version.pk, outcomes_since=test.created_at, predicted_since=test.created_at, predicted_until=end
+        )
+        pairs_of[name] = pairs
         report = live_metrics(pairs)
         arms[name] = {
             "version": version.version,
-            "predictions": summary["n"],
-            "mean_probability": summary["mean_probability"],
+            "predictions": n,
+            "mean_probability": mean,
             "outcomes": report.n,
             "live_accuracy": report.accuracy,
             "live_roc_auc": report.roc_auc,
@@ -454,4 +515,5 @@ def ab_test_report(*, test: ABTest) -> dict[str, Any]:
         "stopped_at": test.stopped_at,
         "conclusion": test.conclusion,
         "arms": arms,
+        "comparison": ab_test_comparison(pairs_of["champion"], pairs_of["challenger"]),
     }

@@ -20,3 +20,11 @@ class PredictionsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_setup_schedules, sender=self, dispatch_uid="predictions.setup_schedules")
+        from customers.signals import outcomes_recorded
+        from modelregistry.ports import register_prediction_reader
+        from predictions.live_performance import schedule_refresh
+        from predictions.readers import PredictionReader
+
+        # The registry reads predictions through this interface (it may not import this app).
+        register_prediction_reader(PredictionReader())
+        outcomes_recorded.connect(schedule_refresh, dispatch_uid="predictions.live_performance")

@@ -32,6 +32,8 @@ SCHEDULES = (
     Schedule("modelregistry: retraining triggers", "modelregistry.tasks.evaluate_retraining_triggers",
              "RETRAIN_EVALUATION_CRON", "training",
              "Measures drift (PSI), live accuracy and mean confidence; retrains when one is beyond its threshold."),
+    Schedule("predictions: live performance", "predictions.tasks.refresh_live_performance", "LIVE_PERFORMANCE_CRON",
+             "batch", "Recomputes each version's realized and CBPE-estimated figures (outcomes also trigger it)."),
 )
 
 OFF = {"", "off", "none", "disabled"}

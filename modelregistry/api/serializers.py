@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from modelregistry.live import live_performance_of
 from modelregistry.models import ModelEvent, ModelVersion
 
 
@@ -41,12 +43,52 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RealizedSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    positives = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    roc_auc_ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    brier = serializers.FloatField(allow_null=True)
+    ece = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class EstimatedPeriodSerializer(serializers.Serializer):
+    period = serializers.CharField(help_text="Month of the predictions, YYYY-MM.")
+    n = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class EstimatedSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    method = serializers.CharField(help_text='"cbpe" (confidence-based performance estimation).')
+    calibration_ece = serializers.FloatField(
+        allow_null=True, help_text="The model's held-out ECE: the estimate is only as good as the calibration."
+    )
+    periods = EstimatedPeriodSerializer(many=True, required=False)
+
+
+class LiveSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField(allow_null=True)
+    horizon_days = serializers.IntegerField()
+    realized = RealizedSerializer()
+    estimated = EstimatedSerializer()
+
+
 class ModelVersionDetailSerializer(ModelVersionSerializer):
     events = ModelEventSerializer(many=True, read_only=True)
+    live = serializers.SerializerMethodField()
 
     class Meta(ModelVersionSerializer.Meta):
-        fields = (*ModelVersionSerializer.Meta.fields, "events")
+        fields = (*ModelVersionSerializer.Meta.fields, "live", "events")
         read_only_fields = fields
+
+    @extend_schema_field(LiveSerializer)
+    def get_live(self, obj: ModelVersion) -> dict:
+        return LiveSerializer(live_performance_of(obj)).data
 
 
 class PromoteSerializer(serializers.Serializer):

@@ -122,7 +122,9 @@ def test_the_if_better_policy_promotes_a_candidate_that_beats_the_active_model_o
     assert active == run.candidate_version
     assert active.previous_active == active_version
     promoted = AuditLogEntry.objects.get(action="model.promote", object_id=active.version)
-    assert promoted.details["forced"] is True
+    # The registry's gate compares on the same rows too now, so the policy no longer forces.
+    assert promoted.details["forced"] is False
+    assert promoted.details["comparison"]["decision"] == "pass"
     assert "policy if_better" in promoted.details["reason"]
 
 
