@@ -126,6 +126,26 @@ class ABTestArmSerializer(serializers.Serializer):
     held_out_roc_auc = serializers.FloatField(allow_null=True)
 
 
+class ABTestComparisonSerializer(serializers.Serializer):
+    """Challenger minus champion on each arm's outcomes (DeLong's test for independent samples)."""
+
+    metric = serializers.CharField(help_text='"roc_auc".')
+    difference = serializers.FloatField(allow_null=True, help_text="Challenger minus champion; null until both arms "
+                                        "have churners and stayers among their outcomes.")
+    ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    p_value = serializers.FloatField(allow_null=True, help_text="Two-sided.")
+    p_worse = serializers.FloatField(allow_null=True, help_text='One-sided, for "the challenger is worse".')
+    significantly_worse = serializers.BooleanField(help_text="p_worse below AB_TEST_ALPHA: stop-with-promote "
+                                                   "refuses unless forced with a reason.")
+    n = serializers.DictField(child=serializers.IntegerField(), help_text="Outcomes per arm.")
+    needed_n = serializers.IntegerField(allow_null=True, help_text="Outcomes each arm needs to detect "
+                                        "detectable_difference at alpha with power.")
+    detectable_difference = serializers.FloatField()
+    alpha = serializers.FloatField()
+    power = serializers.FloatField()
+    method = serializers.CharField()
+
+
 class ABTestReportSerializer(serializers.Serializer):
     """Documents the A/B report (built by modelregistry.services.ab_test_report)."""
 
@@ -137,3 +157,4 @@ class ABTestReportSerializer(serializers.Serializer):
     stopped_at = serializers.DateTimeField(allow_null=True)
     conclusion = serializers.CharField()
     arms = serializers.DictField(child=ABTestArmSerializer())
+    comparison = ABTestComparisonSerializer()
