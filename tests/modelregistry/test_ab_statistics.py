@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def running_test(register_model, django_capture_on_commit_callbacks):
-    champion = register_model(activate=True)
+    register_model(activate=True)
     challenger = register_model(activate=False)
     with django_capture_on_commit_callbacks(execute=True):
         test = ab_test_start(version=challenger.version, traffic_percent=50, actor=SYSTEM)
