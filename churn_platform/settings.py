@@ -190,7 +190,6 @@ BATCH_WATCHDOG_CRON = env.str("BATCH_WATCHDOG_CRON", default="*/5 * * * *")
 RETRAIN_CRON = env.str("RETRAIN_CRON", default="0 3 1 * *")
 RETRAIN_EVALUATION_CRON = env.str("RETRAIN_EVALUATION_CRON", default="30 */6 * * *")
 # Retraining triggers: PSI of recent inputs per feature, live accuracy, mean confidence.
-RETRAIN_PSI_THRESHOLD = env.float("RETRAIN_PSI_THRESHOLD", default=0.2)
 RETRAIN_ACCURACY_THRESHOLD = env.float("RETRAIN_ACCURACY_THRESHOLD", default=0.80)
 RETRAIN_CONFIDENCE_THRESHOLD = env.float("RETRAIN_CONFIDENCE_THRESHOLD", default=0.70)
 RETRAIN_WINDOW_DAYS = env.int("RETRAIN_WINDOW_DAYS", default=30)

@@ -201,6 +201,9 @@ class TriggerEvaluation(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     decision = models.CharField(max_length=20, choices=TriggerDecision.choices)
     sample_size = models.PositiveIntegerField(default=0)
+    p_value = models.FloatField(
+        null=True, blank=True, help_text="Drift: the chance of a PSI this large without drift (Bonferroni over fields)."
+    )
     details = models.JSONField(default=dict, blank=True)
     retraining_run = models.ForeignKey(
         RetrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"

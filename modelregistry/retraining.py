@@ -4,8 +4,11 @@ Triggers, each evaluated against the active model and stored as a TriggerEvaluat
 value, threshold and decision:
 
 * drift: population stability index of recent inputs (customers written in the window and the
-  records sent for scoring) against the active model's training reference, per contract field;
-  the largest PSI above RETRAIN_PSI_THRESHOLD (0.2) fires;
+  records sent for scoring) against the active model's training reference, per contract field,
+  each against its own threshold at this sample size (churn_ml.drift.drift_test: the PSI of
+  resamples of the reference at the batch's n, quantile 1 - DRIFT_FALSE_ALARM_RATE / fields); any
+  field above its threshold fires. The evaluation stores the worst field's PSI, its threshold and
+  the Bonferroni p-value;
 * accuracy: each outcome recorded in the window against the active model's latest prediction
   for that customer made before the outcome was observed; accuracy below
   RETRAIN_ACCURACY_THRESHOLD (0.80) fires;
@@ -32,7 +35,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
-from churn_ml.drift import ReferenceStats, drift_summary
+from churn_ml.drift import ReferenceStats, drift_test
 from churn_ml.evaluation import live_metrics
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
 from churn_ml.training import backtest, evaluate, train
@@ -67,6 +70,7 @@ class Measurement:
     sample_size: int
     fired: bool | None
     details: dict[str, Any] = field(default_factory=dict)
+    p_value: float | None = None
 
 
 # --- the three measurements -------------------------------------------------------------------
@@ -96,29 +100,28 @@ def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray]
 
 
 def measure_drift(active: ModelVersion, *, since: datetime) -> Measurement:
-    threshold = settings.RETRAIN_PSI_THRESHOLD
+    """PSI per field of recent inputs, each against its threshold at this sample size (drift_test)."""
     if not active.reference_stats:
-        return Measurement(TriggerKind.DRIFT, None, threshold, 0, None, {"reason": "The model has no reference."})
+        return Measurement(TriggerKind.DRIFT, None, 0.0, 0, None, {"reason": "The model has no reference."})
     reference = ReferenceStats.from_dict(active.reference_stats)
     columns, sources = recent_inputs(since=since, limit=settings.RETRAIN_DRIFT_SAMPLE_SIZE)
     n = sources["valid_rows"]
     if n < settings.RETRAIN_MIN_SAMPLES:
-        return Measurement(TriggerKind.DRIFT, None, threshold, n, None, {"sources": sources})
-    summary = drift_summary(reference, columns, threshold=threshold)
-    for feature, value in summary.psi.items():
+        return Measurement(TriggerKind.DRIFT, None, 0.0, n, None, {"sources": sources})
+    result = drift_test(
+        reference, columns, false_alarm_rate=settings.DRIFT_FALSE_ALARM_RATE, resamples=settings.DRIFT_NULL_RESAMPLES
+    )
+    for feature, value in result.psi.items():
         metrics.DRIFT_PSI.labels(feature=feature).set(value)
+    worst = result.worst
     return Measurement(
         TriggerKind.DRIFT,
-        summary.max_psi,
-        threshold,
+        result.psi[worst] if worst else None,
+        result.thresholds[worst] if worst else 0.0,
         n,
-        summary.max_psi > threshold,
-        {
-            "max_feature": summary.max_feature,
-            "drifted": list(summary.drifted),
-            "psi": dict(summary.psi),
-            "sources": sources,
-        },
+        bool(result.drifted),
+        {"max_feature": worst, "sources": sources, **result.as_dict()},
+        p_value=result.p_value,
     )
 
 
@@ -216,6 +219,7 @@ def retraining_triggers_evaluate(*, actor: Actor = SYSTEM, now: datetime | None 
                     threshold=m.threshold,
                     decision=decision,
                     sample_size=m.sample_size,
+                    p_value=m.p_value,
                     details=details,
                     retraining_run=run if m.fired else None,
                 )
