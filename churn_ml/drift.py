@@ -262,7 +262,7 @@ def drift_summary(
 # --- thresholds that hold at any sample size -------------------------------------------------
 
 DEFAULT_FALSE_ALARM_RATE: Final = 0.01
-DEFAULT_NULL_RESAMPLES: Final = 2000
+DEFAULT_NULL_RESAMPLES: Final = 5000
 
 
 def _psi_rows(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) -> np.ndarray:

@@ -231,7 +231,7 @@ AB_TEST_POWER = env.float("AB_TEST_POWER", default=0.8)
 # Drift: per-field thresholds from the PSI of resamples of the reference at the batch's size;
 # the family-wise false-alarm rate is split over the fields (Bonferroni).
 DRIFT_FALSE_ALARM_RATE = env.float("DRIFT_FALSE_ALARM_RATE", default=0.01)
-DRIFT_NULL_RESAMPLES = env.int("DRIFT_NULL_RESAMPLES", default=2000)
+DRIFT_NULL_RESAMPLES = env.int("DRIFT_NULL_RESAMPLES", default=5000)
 # Shadow scoring: rows buffered per process before one write.
 SHADOW_WRITE_BATCH = env.int("SHADOW_WRITE_BATCH", default=200)
 SHADOW_MAX_BUFFER_SECONDS = env.float("SHADOW_MAX_BUFFER_SECONDS", default=2.0)
