@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from modelregistry.live import live_performance_of
-from modelregistry.models import ModelEvent, ModelVersion
+from modelregistry.models import ModelEvent, ModelVersion, RetrainingRun, TriggerEvaluation
 
 
 class ModelEventSerializer(serializers.ModelSerializer):
@@ -158,3 +158,102 @@ class ABTestReportSerializer(serializers.Serializer):
     conclusion = serializers.CharField()
     arms = serializers.DictField(child=ABTestArmSerializer())
     comparison = ABTestComparisonSerializer()
+
+
+# --- retraining records (issue 12, point 8) ---------------------------------------------------
+
+
+class TriggerEvaluationSerializer(serializers.ModelSerializer):
+    """One check of a retraining trigger with its evidence.
+
+    ``details`` by kind: drift has ``psi``, ``thresholds`` and ``p_values`` per field, ``worst``,
+    ``drifted`` and ``sources``; accuracy has ``auc`` (live ROC AUC), ``positive_rate`` and
+    ``brier``; every kind may have ``blocked`` (why no retraining started) and ``minimum_samples``.
+    """
+
+    model_version = serializers.CharField(source="model_version.version", default=None)
+    retraining_run = serializers.IntegerField(source="retraining_run_id", allow_null=True)
+    live = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TriggerEvaluation
+        fields = ("id", "kind", "model_version", "value", "threshold", "p_value", "decision", "sample_size",
+                  "details", "live", "retraining_run", "created_at")
+        read_only_fields = fields
+
+    @extend_schema_field(LiveSerializer(allow_null=True))
+    def get_live(self, obj: TriggerEvaluation) -> dict | None:
+        """The version's current live and CBPE-estimated figures (null without a version)."""
+        if obj.model_version is None:
+            return None
+        return LiveSerializer(live_performance_of(obj.model_version)).data
+
+
+class RetrainingRunSerializer(serializers.ModelSerializer):
+    active_version = serializers.CharField(source="active_version.version", default=None)
+    candidate_version = serializers.CharField(source="candidate_version.version", default=None)
+
+    class Meta:
+        model = RetrainingRun
+        fields = ("id", "trigger", "status", "policy", "margin", "reason", "active_version", "candidate_version",
+                  "candidate_auc", "active_auc", "training_rows", "decision", "decision_reason", "details",
+                  "requested_by", "error", "started_at", "finished_at", "duration_seconds", "created_at")
+        read_only_fields = fields
+
+
+class RetrainingRunDetailSerializer(RetrainingRunSerializer):
+    evaluations = TriggerEvaluationSerializer(many=True, read_only=True)
+
+    class Meta(RetrainingRunSerializer.Meta):
+        fields = (*RetrainingRunSerializer.Meta.fields, "evaluations")
+        read_only_fields = fields
+
+
+# --- the churn report (issue 12, point 6) -----------------------------------------------------
+
+
+class LiftRowSerializer(serializers.Serializer):
+    top_share = serializers.FloatField()
+    n = serializers.IntegerField()
+    lift = serializers.FloatField(allow_null=True)
+    captured = serializers.FloatField(allow_null=True)
+
+
+class GainsPointSerializer(serializers.Serializer):
+    share = serializers.FloatField(help_text="Share of customers contacted, highest risk first.")
+    captured = serializers.FloatField(allow_null=True, help_text="Share of the churners among them.")
+
+
+class CalibrationBinSerializer(serializers.Serializer):
+    lower = serializers.FloatField()
+    upper = serializers.FloatField()
+    n = serializers.IntegerField()
+    mean_predicted = serializers.FloatField(allow_null=True)
+    observed = serializers.FloatField(allow_null=True)
+
+
+class ThresholdRowSerializer(serializers.Serializer):
+    risk_level = serializers.CharField()
+    threshold = serializers.FloatField()
+    flagged = serializers.IntegerField()
+    share_flagged = serializers.FloatField(allow_null=True)
+    precision = serializers.FloatField(allow_null=True)
+    recall = serializers.FloatField(allow_null=True)
+
+
+class ChurnCurvesSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    positives = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    lift = LiftRowSerializer(many=True)
+    gains = GainsPointSerializer(many=True)
+    calibration = CalibrationBinSerializer(many=True)
+    threshold_table = ThresholdRowSerializer(many=True)
+
+
+class ModelReportSerializer(ChurnCurvesSerializer):
+    version = serializers.CharField()
+    source = serializers.CharField(help_text='"held_out": the version\'s held-out rows at training time.')
+    backtest = serializers.DictField(allow_null=True, help_text="Older-to-newer result, or null (see backtest_reason).")
+    backtest_reason = serializers.CharField()
+    live = ChurnCurvesSerializer(allow_null=True, help_text="The same, recomputed on live outcomes.")
