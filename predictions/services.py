@@ -12,7 +12,6 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -131,11 +130,8 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
         "created_at": now,
     }
     _insert_one(prediction, constants, inputs=None if _is_reference(body) else record)
-    metrics.PREDICTIONS.labels(version, level, PredictionSource.API).inc()
-    metrics.PREDICTION_PROBABILITY.labels(version).observe(probability)
+    metrics.count_scored(model_version=version, levels=[level], probabilities=[probability], source="api")
     metrics.PREDICTION_LATENCY.labels("single").observe(time.perf_counter() - started)
-    if level in ("high", "critical"):
-        metrics.HIGH_RISK_IDENTIFIED.labels(level).inc()
     return prediction
 
 
@@ -372,10 +368,10 @@ def predictions_score_batch(
         "created_at": now,
     }
     _write_rows(out, [scored[i][2] for i in row_list], constants)
-    for (version, level), count in Counter((row["model_version"], row["risk_level"]) for row in out).items():
-        metrics.PREDICTIONS.labels(version, level, source).inc(count)
-        if level in ("high", "critical"):
-            metrics.HIGH_RISK_IDENTIFIED.labels(level).inc(count)
+    for version in {row["model_version"] for row in out}:
+        arm = [row for row in out if row["model_version"] == version]
+        metrics.count_scored(model_version=version, levels=[r["risk_level"] for r in arm],
+                             probabilities=[r["churn_probability"] for r in arm], source=source)
     metrics.PREDICTION_LATENCY.labels("batch").observe(time.perf_counter() - started)
     return BatchOutcome(predictions=out, errors=errors, result=result, model=model)
 
