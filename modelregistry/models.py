@@ -298,3 +298,64 @@ class ModelLivePerformance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version.version} {self.scope} as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+# --- shadow scoring -------------------------------------------------------------------------
+
+
+class ShadowStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+
+
+class ShadowDeployment(models.Model):
+    """A version scoring a share of single-record requests off the response path (modelregistry.shadow)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="shadows")
+    share = models.FloatField()
+    status = models.CharField(max_length=8, choices=ShadowStatus.choices, default=ShadowStatus.RUNNING)
+    started_by = models.CharField(max_length=200)
+    stopped_by = models.CharField(max_length=200, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="running"), name="shadow_single_running",
+                violation_error_message="Only one shadow can run at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(share__gt=0, share__lte=1), name="shadow_share_range",
+                violation_error_message="The share must be above 0 and at most 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"shadow {self.model_version.version} at {self.share:.0%} ({self.status})"
+
+
+class ShadowPrediction(models.Model):
+    """A shadow version's score of a request, next to the answer the active model gave.
+
+    Never returned to clients, never read by campaigns; counted in metrics with source="shadow".
+    """
+
+    deployment = models.ForeignKey(ShadowDeployment, on_delete=models.CASCADE, related_name="predictions",
+                                   db_constraint=False)
+    customer_id = models.CharField(max_length=64)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    churn_probability = models.FloatField()
+    risk_level = models.CharField(max_length=8)
+    active_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    active_probability = models.FloatField()
+    active_risk_level = models.CharField(max_length=8)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["deployment", "customer_id"], name="shadowprediction_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"shadow {self.customer_id} {self.churn_probability:.3f}"

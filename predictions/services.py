@@ -29,6 +29,7 @@ from churn_platform import metrics
 from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
 from customers.models import Customer
 from modelregistry.loader import LoadedModel, ab_bucket, active_model
+from modelregistry.shadow import shadow_submit
 from predictions.bulk import time_ordered_uuids
 from predictions.models import Prediction, PredictionSource, RiskTierAction
 
@@ -130,6 +131,7 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM) -> dict[
         "created_at": now,
     }
     _insert_one(prediction, constants, inputs=None if _is_reference(body) else record)
+    shadow_submit(record=record, version_id=version_id, probability=probability, level=level)  # after the response
     metrics.count_scored(model_version=version, levels=[level], probabilities=[probability], source="api")
     metrics.PREDICTION_LATENCY.labels("single").observe(time.perf_counter() - started)
     return prediction

@@ -22,6 +22,10 @@ def _clear_cache(request):
     from accounts import authentication
 
     authentication._last_touch.clear()  # per-process "last use recorded" times, keyed by key id
+    from modelregistry import shadow
+
+    shadow.forget_local()
+    shadow._config = None
     yield
     cache.clear()
 

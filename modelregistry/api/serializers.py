@@ -257,3 +257,47 @@ class ModelReportSerializer(ChurnCurvesSerializer):
     backtest = serializers.DictField(allow_null=True, help_text="Older-to-newer result, or null (see backtest_reason).")
     backtest_reason = serializers.CharField()
     live = ChurnCurvesSerializer(allow_null=True, help_text="The same, recomputed on live outcomes.")
+
+
+# --- shadow scoring (issue 12, point 5) -------------------------------------------------------
+
+
+class ShadowStartSerializer(serializers.Serializer):
+    share = serializers.FloatField(min_value=0.0, max_value=1.0, help_text="Share of single-record requests, (0, 1].")
+
+    def validate_share(self, value: float) -> float:
+        if value <= 0:
+            raise serializers.ValidationError("The share must be above 0.")
+        return value
+
+
+class ShadowComparisonSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    positives = serializers.IntegerField()
+    shadow_roc_auc = serializers.FloatField()
+    active_roc_auc = serializers.FloatField()
+    difference = serializers.FloatField(help_text="Shadow minus active, on the same customers.")
+    ci95 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    p_value = serializers.FloatField()
+    p_worse = serializers.FloatField()
+    method = serializers.CharField()
+
+
+class ShadowPairedSerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Requests the shadow scored.")
+    shadow_mean_probability = serializers.FloatField(allow_null=True)
+    active_mean_probability = serializers.FloatField(allow_null=True)
+    risk_level_disagreement = serializers.FloatField(allow_null=True, help_text="Share with a different risk level.")
+    outcomes = serializers.IntegerField(help_text="Shadow predictions followed by an outcome within the horizon.")
+    comparison = ShadowComparisonSerializer(allow_null=True, help_text="DeLong paired test once outcomes arrive.")
+
+
+class ShadowReportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    share = serializers.FloatField()
+    status = serializers.CharField()
+    started_by = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    paired = ShadowPairedSerializer()

@@ -20,11 +20,21 @@ from modelregistry.api.serializers import (
     ReasonSerializer,
     RetrainingRunDetailSerializer,
     RetrainingRunSerializer,
+    ShadowReportSerializer,
+    ShadowStartSerializer,
     TrainRequestSerializer,
     TriggerEvaluationSerializer,
 )
 from modelregistry.live import live_rows_of
-from modelregistry.models import ABTest, ModelEvent, ModelStatus, ModelVersion, RetrainingRun, TriggerEvaluation
+from modelregistry.models import (
+    ABTest,
+    ModelEvent,
+    ModelStatus,
+    ModelVersion,
+    RetrainingRun,
+    ShadowDeployment,
+    TriggerEvaluation,
+)
 from modelregistry.services import (
     PromotionRefused,
     ab_test_report,
@@ -34,6 +44,7 @@ from modelregistry.services import (
     model_rollback,
     model_version_set_status,
 )
+from modelregistry.shadow import shadow_report, shadow_start, shadow_stop
 
 
 class Conflict(APIException):
@@ -120,6 +131,41 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             "live": live,
         }
         return Response(ModelReportSerializer(body).data)
+
+    @extend_schema(request=ShadowStartSerializer, responses={201: ShadowReportSerializer})
+    @action(detail=True, methods=["post"], url_path="shadow")
+    def start_shadow(self, request: Request, version: str | None = None) -> Response:
+        """Let this version score a share of single-record requests in the shadow (off the response path)."""
+        target = self.get_object()
+        body = ShadowStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            deployment = shadow_start(
+                version=target.version, share=body.validated_data["share"], actor=actor_for_request(request)
+            )
+        except PromotionRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(ShadowReportSerializer(shadow_report(deployment=deployment)).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=ShadowReportSerializer)
+    @action(detail=False, methods=["get"], url_path="shadow")
+    def shadow(self, request: Request) -> Response:
+        """The running shadow (or the last one) next to the active model on the same requests."""
+        deployment = ShadowDeployment.objects.select_related("model_version").first()
+        if deployment is None:
+            raise NotFound("No shadow has been run.")
+        return Response(ShadowReportSerializer(shadow_report(deployment=deployment)).data)
+
+    @extend_schema(request=None, responses=ShadowReportSerializer)
+    @action(detail=False, methods=["post"], url_path="shadow/stop")
+    def stop_shadow(self, request: Request) -> Response:
+        """Stop the running shadow."""
+        try:
+            deployment = shadow_stop(actor=actor_for_request(request))
+        except PromotionRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(ShadowReportSerializer(shadow_report(deployment=deployment)).data)
 
     @extend_schema(request=ABTestStartSerializer, responses={201: ABTestReportSerializer})
     @action(detail=True, methods=["post"], url_path="ab-test")
