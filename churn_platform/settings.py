@@ -306,6 +306,11 @@ SPECTACULAR_SETTINGS = {
         "FollowUpStatusEnum": "campaigns.models.FollowUpStatus",
         "TargetOutcomeEnum": "campaigns.models.TargetOutcome",
         "RiskLevelEnum": "predictions.models.RiskLevel",
+        # Retraining records (issue 12): runs and trigger evaluations share kinds, statuses, decisions.
+        "RetrainingTriggerEnum": "modelregistry.models.TriggerKind",
+        "TriggerDecisionEnum": "modelregistry.models.TriggerDecision",
+        "RetrainingStatusEnum": "modelregistry.models.RetrainingStatus",
+        "RetrainingDecisionEnum": "modelregistry.models.RetrainingDecision",
     },
 }
 
