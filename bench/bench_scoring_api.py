@@ -338,7 +338,7 @@ def shadow_bench(web_url: str, headers: dict, args: argparse.Namespace, env: dic
           f"{before['p50']:.1f} / {shadowed['p50']:.1f} / {after['p50']:.1f}")
     print(f"{'p99 latency ms: before / with shadow / after':<55} "
           f"{before['p99']:.1f} / {shadowed['p99']:.1f} / {after['p99']:.1f}")
-    print(f"{'shadow predictions stored (some may still be buffered)':<55} {count.strip()}")
+    print(f"{'shadow predictions stored (some may still be buffered)':<55} {count.strip().splitlines()[-1]}")
     print(f"{'throughput cost of the shadow':<55} {cost:+.1%}  (<= 15%: {'ok' if cost <= 0.15 else 'MISSED'})")
     print(f"{'p50 latency change':<55} {shadowed['p50'] / base_p50 - 1:+.1%}")
 
