@@ -197,19 +197,26 @@ def psi(expected: Any, actual: Any, epsilon: float = PSI_EPSILON) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def population_stability(reference: ReferenceStats, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, float]:
-    """PSI of each reference feature present in ``columns`` (absent features are skipped)."""
+def binned_counts(reference: ReferenceStats, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
+    """Counts per reference bin of each reference feature present (and not empty) in ``columns``."""
     if isinstance(columns, pd.DataFrame):
         columns = {str(c): columns[c].to_numpy() for c in columns.columns}
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for name, ref in reference.features.items():
         if name not in columns:
             continue
         counts = ref.bin_counts(np.asarray(columns[name]))
-        if counts.sum() == 0:
-            continue
-        out[name] = psi(ref.proportions, counts)
+        if counts.sum() > 0:
+            out[name] = counts
     return out
+
+
+def population_stability(reference: ReferenceStats, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, float]:
+    """PSI of each reference feature present in ``columns`` (absent features are skipped)."""
+    return {
+        name: psi(reference.features[name].proportions, counts)
+        for name, counts in binned_counts(reference, columns).items()
+    }
 
 
 @dataclass(frozen=True)
@@ -329,17 +336,8 @@ def drift_test(
     seed: int = 0,
 ) -> DriftTest:
     """Compare a sample with the reference, each field against its sample-size-aware threshold."""
-    if isinstance(columns, pd.DataFrame):
-        columns = {str(c): columns[c].to_numpy() for c in columns.columns}
-    observed: dict[str, tuple[float, float]] = {}
-    counts_of: dict[str, np.ndarray] = {}
-    for name, ref in reference.features.items():
-        if name not in columns:
-            continue
-        counts = ref.bin_counts(np.asarray(columns[name]))
-        if counts.sum() == 0:
-            continue
-        counts_of[name] = counts
+    observed: dict[str, tuple[float, float, float]] = {}
+    counts_of = binned_counts(reference, columns)
     fields = max(len(counts_of), 1)
     quantile = 1.0 - false_alarm_rate / fields
     for i, (name, counts) in enumerate(counts_of.items()):
@@ -349,7 +347,7 @@ def drift_test(
                         resamples=resamples, seed=seed + i)
         threshold = float(np.quantile(null, quantile, method="higher"))
         p = float((1 + np.sum(null >= value)) / (resamples + 1))
-        observed[name] = (value, threshold, p)  # type: ignore[assignment]
+        observed[name] = (value, threshold, p)
     drifted = sorted((k for k, v in observed.items() if v[0] > v[1]), key=lambda k: -observed[k][0] / observed[k][1])
     worst = max(observed, key=lambda k: observed[k][0] / max(observed[k][1], 1e-12)) if observed else None
     n_rows = int(next(iter(counts_of.values())).sum()) if counts_of else 0

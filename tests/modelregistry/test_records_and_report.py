@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.services import SYSTEM
 from modelregistry.models import RetrainingRun, TriggerDecision, TriggerEvaluation, TriggerKind
 
 pytestmark = pytest.mark.django_db
@@ -51,49 +50,9 @@ def test_the_report_of_a_version_has_lift_gains_calibration_cuts_and_a_backtest_
     assert body["live"] is None
 
 
-def test_a_store_trained_version_is_backtested_on_older_and_newer_outcomes(db, store_customers_dated):
-    from modelregistry.services import model_train, training_data_from_store
-
-    version = model_train(data=training_data_from_store(), actor=SYSTEM, algorithm="logistic")
-    backtest = version.report["backtest"]
-    assert backtest["result"]["n_test"] == round(0.2 * backtest["result"]["n_train"] / 0.8)
-    assert backtest["result"]["roc_auc"] > 0.6
-
-
 def test_the_admin_page_draws_the_gains_and_calibration_curves(admin_client, active_version):
     page = admin_client.get(f"/admin/modelregistry/modelversion/{active_version.pk}/change/").content.decode()
     assert page.count("<svg") >= 2
     assert "Cumulative gains" in page
     assert "Calibration" in page
     assert "<polyline" in page
-
-
-@pytest.fixture
-def store_customers_dated(db, demo_training_data):
-    """The Telco customers stored with their label observed on one of 10 dates."""
-    from datetime import timedelta
-
-    import numpy as np
-    from django.utils import timezone
-
-    from churn_ml.schema import FIELD_ORDER
-    from customers.models import Customer, Outcome
-
-    frame, labels = demo_training_data
-    records = frame.iloc[:2500].to_dict("records")
-    customers = []
-    for i, record in enumerate(records):
-        fields = {name: record[name] for name in FIELD_ORDER}
-        for name in ("total_charges", "age", "income"):
-            value = fields[name]
-            fields[name] = None if value is None or value != value else value
-        fields["tenure_months"] = int(fields["tenure_months"])
-        customers.append(Customer(customer_id=f"T-{i:05d}", source="tests", **fields))
-    Customer.objects.bulk_create(customers)
-    pks = dict(Customer.objects.values_list("customer_id", "pk"))
-    now = timezone.now()
-    Outcome.objects.bulk_create(
-        Outcome(customer_id=pks[c.customer_id], churned=bool(labels[i]), source="tests",
-                observed_at=now - timedelta(days=int(np.int64(i % 10)) * 7))
-        for i, c in enumerate(customers)
-    )
