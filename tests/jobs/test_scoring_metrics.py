@@ -29,7 +29,9 @@ def test_batch_job_predictions_are_counted_with_source_job(active_version, store
     after = scrape()
     version = active_version.version
     name = "churn_predictions_total"
-    assert value(after, name, source="job", model_version=version) - value(before, name, source="job") == 300
+    assert value(after, name, source="job", model_version=version) - value(
+        before, name, source="job", model_version=version
+    ) == 300
     hist = "churn_prediction_probability_count"
     assert value(after, hist, source="job") - value(before, hist, source="job") == 300
     high = "churn_high_risk_customers_identified_total"
