@@ -7,6 +7,11 @@ Prediction row). The peer is a FastAPI app calling the sklearn Pipeline directly
 1,000-customer batch requests and in-process scoring of 1,000,000 customers.
 
     .venv/bin/python bench/bench_scoring_api.py [--seconds 15] [--workers 2]
+    .venv/bin/python bench/bench_scoring_api.py --shadow-share 1.0 [--seconds 10]
+
+With --shadow-share, a second version runs in the shadow for that share of requests: the full
+path is timed without the shadow, with it, and without it again (bracketing the noise of a
+shared machine), and only those figures are printed.
 
 Needs: PostgreSQL and Redis on 127.0.0.1, wrk (apt-get install wrk), fastapi and uvicorn
 (pip install -r bench/requirements.txt).
@@ -117,6 +122,8 @@ def main() -> None:
     # On a shared host, give each concurrent run its own database and Redis index (both are wiped).
     parser.add_argument("--db-name", default=DB_NAME)
     parser.add_argument("--redis-db", type=int, default=9)
+
+    parser.add_argument("--shadow-share", type=float, default=0.0, help="time a shadow at this share")
     args = parser.parse_args()
     db_name, redis_db = args.db_name, str(args.redis_db)
     if not shutil.which("wrk"):
@@ -154,6 +161,9 @@ def main() -> None:
         "logistic",
         env=env,
     )
+    if args.shadow_share:
+        sh(PY, "manage.py", "train_model", "--data", "data/telco_customer_churn.csv", "--algorithm", "logistic",
+           "--seed", "7", env=env)
     key = (
         sh(PY, "manage.py", "create_api_key", "--department", "bench", "--name", "bench", env=env)
         .strip()
@@ -208,6 +218,9 @@ def main() -> None:
         wait_http(f"{peer_url}/docs")
 
         headers = {"X-API-Key": key}
+        if args.shadow_share:
+            shadow_bench(web_url, headers, args, env)
+            return
         wrk(f"{web_url}/api/v1/predictions/", RECORD, headers, 3)  # warm up both
         wrk(f"{peer_url}/predict", RECORD, {}, 3)
         full = wrk(f"{web_url}/api/v1/predictions/", RECORD, headers, args.seconds)
@@ -246,6 +259,8 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=30)
+        if args.shadow_share:
+            shutil.rmtree(var, ignore_errors=True)
 
     inproc = subprocess.run(
         [
@@ -292,6 +307,45 @@ print(f"{{1e6 / proba:.0f}} {{1e6 / contrib:.0f}}")
     print(f"\ngunicorn workers={args.workers} threads={args.threads}, wrk -t2 -c16 -d{args.seconds}s, 2-core machine")
     for name, value, target, ok in rows:
         print(f"{name:<55} {value:>16}  {target:<14} {'' if not target else ('ok' if ok else 'MISSED')}")
+
+
+def shadow_bench(web_url: str, headers: dict, args: argparse.Namespace, env: dict) -> None:
+    """The full path without a shadow, with one at ``args.shadow_share``, and without again."""
+    url = f"{web_url}/api/v1/predictions/"
+    toggle = (
+        "from accounts.services import SYSTEM\n"
+        "from modelregistry.models import ModelVersion\n"
+        "from modelregistry.shadow import shadow_start, shadow_stop\n"
+    )
+    start = toggle + (
+        "v = ModelVersion.objects.filter(status='testing').first()\n"
+        f"shadow_start(version=v.version, share={args.shadow_share}, actor=SYSTEM)\n"
+    )
+    wrk(url, RECORD, headers, 3)
+    before = wrk(url, RECORD, headers, args.seconds)
+    sh(PY, "manage.py", "shell", "-c", start, env=env)
+    time.sleep(1.5)  # each process re-reads the shadow configuration within a second
+    wrk(url, RECORD, headers, 2)
+    shadowed = wrk(url, RECORD, headers, args.seconds)
+    count = sh(PY, "manage.py", "shell", "-c",
+               "from modelregistry.models import ShadowPrediction; print(ShadowPrediction.objects.count())", env=env)
+    sh(PY, "manage.py", "shell", "-c", toggle + "shadow_stop(actor=SYSTEM)\n", env=env)
+    time.sleep(1.5)
+    after = wrk(url, RECORD, headers, args.seconds)
+    base_rps = (before["rps"] + after["rps"]) / 2
+    base_p50 = (before["p50"] + after["p50"]) / 2
+    cost = 1 - shadowed["rps"] / base_rps
+    print(f"\nshadow share {args.shadow_share}, gunicorn workers={args.workers}, wrk -t2 -c16 -d{args.seconds}s, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'full path requests/s: before / with shadow / after':<55} "
+          f"{before['rps']:.0f} / {shadowed['rps']:.0f} / {after['rps']:.0f}")
+    print(f"{'p50 latency ms: before / with shadow / after':<55} "
+          f"{before['p50']:.1f} / {shadowed['p50']:.1f} / {after['p50']:.1f}")
+    print(f"{'p99 latency ms: before / with shadow / after':<55} "
+          f"{before['p99']:.1f} / {shadowed['p99']:.1f} / {after['p99']:.1f}")
+    print(f"{'shadow predictions stored (some may still be buffered)':<55} {count.strip().splitlines()[-1]}")
+    print(f"{'throughput cost of the shadow':<55} {cost:+.1%}  (<= 15%: {'ok' if cost <= 0.15 else 'MISSED'})")
+    print(f"{'p50 latency change':<55} {shadowed['p50'] / base_p50 - 1:+.1%}")
 
 
 if __name__ == "__main__":

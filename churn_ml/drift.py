@@ -58,8 +58,10 @@ class CategoricalReference:
 
     def bin_counts(self, values: np.ndarray) -> np.ndarray:
         """Counts per category, then the count of everything else."""
-        labels = _as_labels(values)
-        codes, uniques = pd.factorize(labels, use_na_sentinel=True)
+        # Factorize the raw values first and label only the distinct ones: labelling every row in
+        # Python cost ~0.5 s per field of a 100,000-row sample.
+        codes, raw_uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+        uniques = _as_labels(np.asarray(raw_uniques, dtype=object))
         index = {c: i for i, c in enumerate(self.categories)}
         other = len(self.categories)
         lookup = np.array([index.get(u, other) for u in uniques] + [other], dtype=np.int64)
@@ -195,19 +197,26 @@ def psi(expected: Any, actual: Any, epsilon: float = PSI_EPSILON) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def population_stability(reference: ReferenceStats, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, float]:
-    """PSI of each reference feature present in ``columns`` (absent features are skipped)."""
+def binned_counts(reference: ReferenceStats, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
+    """Counts per reference bin of each reference feature present (and not empty) in ``columns``."""
     if isinstance(columns, pd.DataFrame):
         columns = {str(c): columns[c].to_numpy() for c in columns.columns}
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for name, ref in reference.features.items():
         if name not in columns:
             continue
         counts = ref.bin_counts(np.asarray(columns[name]))
-        if counts.sum() == 0:
-            continue
-        out[name] = psi(ref.proportions, counts)
+        if counts.sum() > 0:
+            out[name] = counts
     return out
+
+
+def population_stability(reference: ReferenceStats, columns: Mapping[str, Any] | pd.DataFrame) -> dict[str, float]:
+    """PSI of each reference feature present in ``columns`` (absent features are skipped)."""
+    return {
+        name: psi(reference.features[name].proportions, counts)
+        for name, counts in binned_counts(reference, columns).items()
+    }
 
 
 @dataclass(frozen=True)
@@ -254,4 +263,102 @@ def drift_summary(
         max_feature=worst,
         drifted=drifted,
         threshold=threshold,
+    )
+
+
+# --- thresholds that hold at any sample size -------------------------------------------------
+
+DEFAULT_FALSE_ALARM_RATE: Final = 0.01
+DEFAULT_NULL_RESAMPLES: Final = 5000
+
+
+def _psi_rows(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) -> np.ndarray:
+    """PSI of each row of two (resamples, bins) share arrays (the vectorised :func:`psi`)."""
+    e = np.maximum(expected, epsilon)
+    a = np.maximum(actual, epsilon)
+    return np.sum((a - e) * np.log(a / e), axis=1)
+
+
+def null_psi(
+    proportions: Any, *, n_reference: int, n: int, resamples: int = DEFAULT_NULL_RESAMPLES, seed: int = 0
+) -> np.ndarray:
+    """PSI values under no drift at batch size ``n``: a reference-sized resample and an n-sized
+    sample, both drawn from the reference shares, compared as a live batch is compared."""
+    e = np.asarray(proportions, dtype=np.float64)
+    e = e / e.sum()
+    rng = np.random.default_rng(seed)
+    reference = rng.multinomial(max(n_reference, 1), e, size=resamples) / max(n_reference, 1)
+    batch = rng.multinomial(max(n, 1), e, size=resamples) / max(n, 1)
+    return _psi_rows(reference, batch)
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    """PSI per field against its own threshold at this sample size, with p-values.
+
+    ``thresholds[f]`` is the (1 - false_alarm_rate / fields) quantile of the field's null PSI
+    (Bonferroni: over all fields, undrifted data alarms with probability <= false_alarm_rate);
+    ``p_values[f]`` the share of null PSIs at least as large as the observed one; ``p_value`` the
+    Bonferroni-adjusted smallest of them; ``drifted`` the fields above their threshold, worst first.
+    """
+
+    n_rows: int
+    psi: Mapping[str, float]
+    thresholds: Mapping[str, float]
+    p_values: Mapping[str, float]
+    p_value: float
+    drifted: tuple[str, ...]
+    worst: str | None
+    false_alarm_rate: float
+    resamples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows,
+            "psi": dict(self.psi),
+            "thresholds": dict(self.thresholds),
+            "p_values": dict(self.p_values),
+            "p_value": self.p_value,
+            "drifted": list(self.drifted),
+            "worst": self.worst,
+            "false_alarm_rate": self.false_alarm_rate,
+            "resamples": self.resamples,
+            "method": "bootstrap null PSI at the batch size, Bonferroni over fields",
+        }
+
+
+def drift_test(
+    reference: ReferenceStats,
+    columns: Mapping[str, Any] | pd.DataFrame,
+    *,
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+    resamples: int = DEFAULT_NULL_RESAMPLES,
+    seed: int = 0,
+) -> DriftTest:
+    """Compare a sample with the reference, each field against its sample-size-aware threshold."""
+    observed: dict[str, tuple[float, float, float]] = {}
+    counts_of = binned_counts(reference, columns)
+    fields = max(len(counts_of), 1)
+    quantile = 1.0 - false_alarm_rate / fields
+    for i, (name, counts) in enumerate(counts_of.items()):
+        ref = reference.features[name]
+        value = psi(ref.proportions, counts)
+        null = null_psi(ref.proportions, n_reference=reference.n_rows, n=int(counts.sum()),
+                        resamples=resamples, seed=seed + i)
+        threshold = float(np.quantile(null, quantile, method="higher"))
+        p = float((1 + np.sum(null >= value)) / (resamples + 1))
+        observed[name] = (value, threshold, p)
+    drifted = sorted((k for k, v in observed.items() if v[0] > v[1]), key=lambda k: -observed[k][0] / observed[k][1])
+    worst = max(observed, key=lambda k: observed[k][0] / max(observed[k][1], 1e-12)) if observed else None
+    n_rows = int(next(iter(counts_of.values())).sum()) if counts_of else 0
+    return DriftTest(
+        n_rows=n_rows,
+        psi={k: round(v[0], 6) for k, v in observed.items()},
+        thresholds={k: round(v[1], 6) for k, v in observed.items()},
+        p_values={k: v[2] for k, v in observed.items()},
+        p_value=min(1.0, min((v[2] for v in observed.values()), default=1.0) * fields),
+        drifted=tuple(drifted),
+        worst=worst,
+        false_alarm_rate=false_alarm_rate,
+        resamples=resamples,
     )

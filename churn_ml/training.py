@@ -222,6 +222,9 @@ class TrainedModel:
     test_indices: np.ndarray
     candidates: Mapping[str, float] = field(default_factory=dict)
     library_versions: Mapping[str, str] = field(default_factory=dict)
+    holdout: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+    """The held-out rows (canonical columns) and their labels, so a registry can score them again
+    with another model (the fair promotion gate); None when the model was loaded from an artifact."""
 
     def metadata(self) -> dict[str, Any]:
         """Plain JSON-able description (no arrays but the split, no pickles)."""
@@ -322,6 +325,7 @@ def train(
         seed=seed,
         test_indices=test_idx,
         candidates=candidates,
+        holdout=(test_columns, y[test_idx]),
         library_versions={"scikit-learn": sklearn.__version__, "numpy": np.__version__, "pandas": pd.__version__},
     )
 
@@ -392,3 +396,50 @@ def compare_families(
             "splits": float(len(seeds)),
         }
     return summary
+
+
+BACKTEST_TEST_SHARE: Final = 0.2
+
+
+def backtest(
+    frame: pd.DataFrame | Mapping[str, Any],
+    labels: Any,
+    dates: Any,
+    *,
+    seed: int = DEFAULT_SEED,
+    algorithm: str = "logistic",
+) -> dict[str, Any]:
+    """Train on the older 80% of rows (by ``dates``) and measure on the newer 20%.
+
+    Returns ``{"result": {...} | None, "reason": str}``: result holds the cut-off date, both
+    sizes and the newer rows' ROC AUC, Brier, ECE and positive rate; the reason says why there
+    is none (no dates, one date only, too few rows of a class on either side).
+    """
+    if dates is None:
+        return {"result": None, "reason": "The training data has no dates (the Telco file has none), so there is "
+                "no older and newer part to backtest on."}
+    data = _frame(frame)
+    y = np.asarray(labels).astype(bool)
+    when = np.asarray(dates, dtype="datetime64[s]")
+    if len(np.unique(when)) < 2:
+        return {"result": None, "reason": "Every label was observed at the same time; there is no older part."}
+    order = np.argsort(when, kind="mergesort")
+    cut = round(len(order) * (1 - BACKTEST_TEST_SHARE))
+    older, newer = order[:cut], order[cut:]
+    if min(y[older].sum(), (~y[older]).sum()) < 2 * CV_FOLDS or y[newer].all() or not y[newer].any():
+        return {"result": None, "reason": "Too few churners or stayers in the older or newer part."}
+    model = train(data.iloc[older], y[older], seed=seed, algorithm=algorithm)
+    p = model.scorer.predict_proba(as_columns(data.iloc[newer].reset_index(drop=True)))
+    report = evaluation.classification_metrics(p, y[newer])
+    return {
+        "result": {
+            "cutoff": str(when[newer[0]]),
+            "n_train": len(older),
+            "n_test": len(newer),
+            "roc_auc": _round(report.roc_auc),
+            "brier": _round(report.brier),
+            "ece": _round(report.ece),
+            "test_positive_rate": _round(report.positive_rate),
+        },
+        "reason": "Trained on the older 80% of rows by the date each label was observed, measured on the newer 20%.",
+    }

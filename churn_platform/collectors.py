@@ -132,6 +132,7 @@ class PlatformCollector:
         if self.app_state:
             yield from self._queues()
             yield from self._registry()
+            yield from self._live()
 
     def _failed(self, collector: str) -> None:
         METRICS_COLLECTOR_ERRORS.labels(collector).inc()
@@ -185,6 +186,38 @@ class PlatformCollector:
             info.add_metric([version, algorithm], 1)
         yield count
         yield info
+
+
+    def _live(self) -> Iterator[Metric]:
+        """Each version's (and A/B arm's) live figures, as stored by the live performance refresh."""
+        from modelregistry.live import live_rows
+
+        try:
+            rows = live_rows()
+        except Exception:  # a database outage must not break the scrape
+            self._failed("live_performance")
+            return
+        labels = ["model_version", "scope"]
+        families = {
+            ("realized", "roc_auc"): GaugeMetricFamily(
+                "churn_model_realized_roc_auc", "ROC AUC on recorded outcomes within the horizon", labels=labels),
+            ("realized", "accuracy"): GaugeMetricFamily(
+                "churn_model_realized_accuracy", "Accuracy on recorded outcomes within the horizon", labels=labels),
+            ("realized", "n"): GaugeMetricFamily(
+                "churn_model_realized_outcomes", "Outcomes joined to the version's predictions", labels=labels),
+            ("estimated", "roc_auc"): GaugeMetricFamily(
+                "churn_model_estimated_roc_auc", "CBPE estimate of ROC AUC for predictions without outcome",
+                labels=labels),
+            ("estimated", "accuracy"): GaugeMetricFamily(
+                "churn_model_estimated_accuracy", "CBPE estimate of accuracy for predictions without outcome",
+                labels=labels),
+        }
+        for row in rows:
+            for (part, key), family in families.items():
+                value = (getattr(row, part) or {}).get(key)
+                if value is not None:
+                    family.add_metric([row.model_version.version, row.scope], float(value))
+        yield from families.values()
 
 
 class _ProcessRegistry:

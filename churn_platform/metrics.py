@@ -9,6 +9,9 @@ churn_platform.collectors, and have no object here.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -22,10 +25,14 @@ PREDICTION_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PREDICTION_PROBABILITY = Histogram(
-    "churn_prediction_probability", "Churn probabilities returned", ["model_version"], buckets=PROBABILITY_BUCKETS
+    "churn_prediction_probability", "Churn probabilities returned", ["model_version", "source"],
+    buckets=PROBABILITY_BUCKETS,
 )
 HIGH_RISK_IDENTIFIED = Counter(
-    "churn_high_risk_customers_identified_total", "Customers newly scored high or critical", ["risk_level"]
+    "churn_high_risk_customers_identified_total", "Customers newly scored high or critical", ["risk_level", "source"]
+)
+OUTCOMES_RECORDED = Counter(
+    "churn_outcomes_recorded_total", "Outcomes recorded (what really happened)", ["churned", "source"]
 )
 
 BATCH_JOB_ROWS = Counter("churn_batch_job_rows_total", "Rows handled by batch scoring jobs", ["outcome"])
@@ -95,3 +102,35 @@ SERVICE_UNAVAILABLE = Counter(
 REQUESTS_SHED = Counter(
     "churn_requests_shed_total", "Requests answered 503 unworked because they waited in the queue too long"
 )
+
+# The ``source`` label of the scoring metrics: where the score was made. API batch requests are
+# stored as "api_batch" but counted as "batch"; "shadow" scores never reach customers and are
+# kept apart (the business rules and alerts exclude them).
+SOURCE_LABELS = {"api": "api", "api_batch": "batch", "job": "job", "rescore": "rescore", "shadow": "shadow"}
+
+
+def count_scored(*, model_version: str, levels: Any, probabilities: Any, source: str) -> None:
+    """Count scored customers once, for every scoring path: predictions by level, high-risk
+    customers and the probability histogram, all labelled with ``source``.
+
+    Takes whole arrays: a million-row batch job costs a few numpy calls, not a million
+    observe() calls (the histogram's buckets are filled from one bincount; prometheus_client has
+    no bulk observe, so this uses its documented bucket layout: the first upper bound >= value).
+    """
+    label = SOURCE_LABELS.get(source, source)
+    levels = np.asarray(levels)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if len(p) == 0:
+        return
+    names, counts = np.unique(levels, return_counts=True)
+    for level, count in zip(names.tolist(), counts.tolist(), strict=True):
+        PREDICTIONS.labels(model_version, level, label).inc(count)
+        if level in ("high", "critical") and label != "shadow":
+            HIGH_RISK_IDENTIFIED.labels(level, label).inc(count)
+    histogram = PREDICTION_PROBABILITY.labels(model_version, label)
+    bounds = np.asarray(histogram._upper_bounds, dtype=np.float64)
+    index = np.searchsorted(bounds, p, side="left")
+    for i, count in enumerate(np.bincount(index, minlength=len(bounds)).tolist()):
+        if count:
+            histogram._buckets[i].inc(count)
+    histogram._sum.inc(float(p.sum()))

@@ -255,7 +255,6 @@ WORKER_WATCHDOG_SECONDS = env.int("WORKER_WATCHDOG_SECONDS", default=60)
 RETRAIN_CRON = env.str("RETRAIN_CRON", default="0 3 1 * *")
 RETRAIN_EVALUATION_CRON = env.str("RETRAIN_EVALUATION_CRON", default="30 */6 * * *")
 # Retraining triggers: PSI of recent inputs per feature, live accuracy, mean confidence.
-RETRAIN_PSI_THRESHOLD = env.float("RETRAIN_PSI_THRESHOLD", default=0.2)
 RETRAIN_ACCURACY_THRESHOLD = env.float("RETRAIN_ACCURACY_THRESHOLD", default=0.80)
 RETRAIN_CONFIDENCE_THRESHOLD = env.float("RETRAIN_CONFIDENCE_THRESHOLD", default=0.70)
 RETRAIN_WINDOW_DAYS = env.int("RETRAIN_WINDOW_DAYS", default=30)
@@ -276,6 +275,31 @@ RETRAIN_TIME_LIMIT = env.int("RETRAIN_TIME_LIMIT", default=3300)
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int(
     "CELERY_VISIBILITY_TIMEOUT", default=CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
 )
+
+# --- MODEL GOVERNANCE (issue 12: gate, live performance, A/B statistics, shadow, drift) -------
+# Promotion gate (modelregistry.gate): candidate and active model scored on the same rows (the
+# candidate's held-out rows plus recent outcomes); refused when the candidate is significantly
+# worse (DeLong paired test, one-sided p below the alpha) or its ROC AUC is below the floor.
+MODEL_GATE_ALPHA = env.float("MODEL_GATE_ALPHA", default=0.05)
+MODEL_GATE_MIN_ROC_AUC = env.float("MODEL_GATE_MIN_ROC_AUC", default=0.70)
+MODEL_GATE_MAX_OUTCOME_ROWS = env.int("MODEL_GATE_MAX_OUTCOME_ROWS", default=100_000)
+# Live performance: each outcome is joined to the latest prediction made before it, at most
+# this many days before; figures are refreshed this many seconds after outcomes arrive.
+LIVE_PERFORMANCE_HORIZON_DAYS = env.int("LIVE_PERFORMANCE_HORIZON_DAYS", default=90)
+LIVE_PERFORMANCE_DEBOUNCE_SECONDS = env.int("LIVE_PERFORMANCE_DEBOUNCE_SECONDS", default=20)
+LIVE_PERFORMANCE_CRON = env.str("LIVE_PERFORMANCE_CRON", default="*/15 * * * *")
+# A/B statistics: the ROC AUC difference the test should be able to detect (needed_n), and the
+# significance level at which stop-with-promote refuses a worse challenger.
+AB_TEST_DETECTABLE_DIFFERENCE = env.float("AB_TEST_DETECTABLE_DIFFERENCE", default=0.02)
+AB_TEST_ALPHA = env.float("AB_TEST_ALPHA", default=0.05)
+AB_TEST_POWER = env.float("AB_TEST_POWER", default=0.8)
+# Drift: per-field thresholds from the PSI of resamples of the reference at the batch's size;
+# the family-wise false-alarm rate is split over the fields (Bonferroni).
+DRIFT_FALSE_ALARM_RATE = env.float("DRIFT_FALSE_ALARM_RATE", default=0.01)
+DRIFT_NULL_RESAMPLES = env.int("DRIFT_NULL_RESAMPLES", default=5000)
+# Shadow scoring: rows buffered per process before one write.
+SHADOW_WRITE_BATCH = env.int("SHADOW_WRITE_BATCH", default=200)
+SHADOW_MAX_BUFFER_SECONDS = env.float("SHADOW_MAX_BUFFER_SECONDS", default=2.0)
 
 # --- AUTHENTICATION AND API -----------------------------------------------------------------
 
@@ -359,6 +383,11 @@ SPECTACULAR_SETTINGS = {
         "FollowUpStatusEnum": "campaigns.models.FollowUpStatus",
         "TargetOutcomeEnum": "campaigns.models.TargetOutcome",
         "RiskLevelEnum": "predictions.models.RiskLevel",
+        # Retraining records (issue 12): runs and trigger evaluations share kinds, statuses, decisions.
+        "RetrainingTriggerEnum": "modelregistry.models.TriggerKind",
+        "TriggerDecisionEnum": "modelregistry.models.TriggerDecision",
+        "RetrainingStatusEnum": "modelregistry.models.RetrainingStatus",
+        "RetrainingDecisionEnum": "modelregistry.models.RetrainingDecision",
     },
 }
 

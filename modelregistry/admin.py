@@ -9,11 +9,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.services import actor_for_user
+from churn_platform import svg
+from modelregistry.live import live_rows_of
 from modelregistry.models import (
     ABTest,
     ABTestStatus,
@@ -33,6 +36,14 @@ from modelregistry.services import (
     model_promote,
     model_rollback,
     model_version_set_status,
+    promotion_preview,
+)
+
+# The admin does not load the staff stylesheet: the charts' classes, inline (a constant string).
+REPORT_STYLE = mark_safe(
+    "<style>svg.chart{width:48%;max-width:420px;font:11px sans-serif}svg.chart .grid{stroke:#ccc}"
+    "svg.chart .line{stroke-width:2}svg.chart .treatment{stroke:#2b6cb0;fill:#2b6cb0}"
+    "svg.chart .control{stroke:#dd6b20;fill:#dd6b20}svg.chart polyline{fill:none}</style>"
 )
 
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
@@ -97,6 +108,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "algorithm",
         "status",
         "metrics_table",
+        "live_figures",
+        "report_charts",
         "artifact",
         "artifact_sha256",
         "artifact_size",
@@ -126,6 +139,80 @@ class ModelVersionAdmin(admin.ModelAdmin):
         rows = [(k, v) for k, v in sorted(obj.metrics.items()) if not isinstance(v, dict)]
         return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
+    @admin.display(description="live performance")
+    def live_figures(self, obj: ModelVersion) -> str:
+        rows = []
+        for row in live_rows_of(obj):
+            realized, estimated = row.realized or {}, row.estimated or {}
+            ci = realized.get("roc_auc_ci95") or (None, None)
+            rows.append((
+                row.scope,
+                f"{row.as_of:%Y-%m-%d %H:%M}",
+                realized.get("n", 0),
+                _fmt(realized.get("roc_auc")),
+                f"{_fmt(ci[0])} to {_fmt(ci[1])}",
+                _fmt(realized.get("accuracy")),
+                _fmt(realized.get("brier")),
+                _fmt(realized.get("ece")),
+                estimated.get("n", 0),
+                _fmt(estimated.get("roc_auc")),
+                _fmt(estimated.get("accuracy")),
+            ))
+        if not rows:
+            return "No live figures yet: they appear after the first outcomes are joined to this version's predictions."
+        header = mark_safe(  # a constant string
+            "<tr><th>scope</th><th>as of</th><th>outcomes</th><th>ROC AUC</th><th>95% CI (DeLong)</th>"
+            "<th>accuracy</th><th>Brier</th><th>ECE</th><th>no outcome yet</th><th>CBPE ROC AUC</th>"
+            "<th>CBPE accuracy</th></tr>"
+        )
+        body = format_html_join("", "<tr>" + "<td>{}</td>" * 11 + "</tr>", rows)
+        ece = obj.metrics.get("ece")
+        note = format_html(
+            "<p>CBPE estimates assume calibrated probabilities; this model's held-out ECE is {}.</p>", _fmt(ece)
+        )
+        return format_html("<table>{}{}</table>{}", header, body, note)
+
+    @admin.display(description="report (held-out and live)")
+    def report_charts(self, obj: ModelVersion) -> str:
+        held_out = obj.report or {}
+        live = next((r.report for r in live_rows_of(obj) if r.scope == "all" and r.report), None)
+        reports = [("held-out", held_out, "treatment"), ("live outcomes", live, "control")]
+        gains = [
+            (name, [(g["share"], g["captured"]) for g in report["gains"] if g["captured"] is not None], css)
+            for name, report, css in reports
+            if report and report.get("gains")
+        ]
+        calibration = [
+            (name, [(b["mean_predicted"], b["observed"]) for b in report["calibration"] if b["n"]], css)
+            for name, report, css in reports
+            if report and report.get("calibration")
+        ]
+        if not gains:
+            return "No report: this version was registered without held-out rows."
+        lift = format_html_join(
+            "",
+            "<tr><td>{}</td><td>top {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (name, f"{row['top_share']:.0%}", _fmt(row["lift"]), _fmt(row["captured"]))
+                for name, report, _ in reports
+                if report
+                for row in report.get("lift", [])
+            ),
+        )
+        backtest = (held_out.get("backtest") or {})
+        return format_html(
+            "{}<div>{}{}</div><table><tr><th>data</th><th>customers</th><th>lift</th><th>churners captured</th></tr>"
+            "{}</table><p>Backtest: {} {}</p>",
+            REPORT_STYLE,
+            svg.line_chart(gains, title="Cumulative gains", x_label="customers contacted (by risk)",
+                           y_label="churners captured", diagonal=True),
+            svg.line_chart(calibration, title="Calibration", x_label="mean predicted", y_label="observed churn",
+                           diagonal=True),
+            lift,
+            backtest.get("result") or "",
+            backtest.get("reason", ""),
+        )
+
     def _run(self, request: HttpRequest, queryset: Any, do: Any, done: str) -> None:
         for version in queryset.order_by("pk"):
             try:
@@ -134,26 +221,41 @@ class ModelVersionAdmin(admin.ModelAdmin):
             except PromotionRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
 
-    @admin.action(description="Promote to active (registry rules apply)")
-    def promote_selected(self, request: HttpRequest, queryset: Any) -> None:
+    def _confirm_promotion(self, request: HttpRequest, queryset: Any, action: str) -> HttpResponse | None:
+        """First the gate's comparison on a confirmation page; the promotion on its confirmed POST."""
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
-        self._run(request, queryset, lambda v: model_promote(version=v.version, actor=_actor(request)), "promoted")
-
-    @admin.action(description="Force promote (even if worse than the active model)")
-    def force_promote_selected(self, request: HttpRequest, queryset: Any) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
-            return
+            return None
+        version = queryset.get()
+        force = action == "force_promote_selected"
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Promote {version.version}",
+                "version": version,
+                "comparison": promotion_preview(version=version.version),
+                "action": action,
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/modelregistry/modelversion/promote_confirm.html", context)
+        reason = request.POST.get("reason", "").strip()
+        if force:
+            reason = reason or f"forced in admin by {request.user}"
         self._run(
             request,
             queryset,
-            lambda v: model_promote(
-                version=v.version, actor=_actor(request), force=True, reason=f"forced in admin by {request.user}"
-            ),
-            "promoted (forced)",
+            lambda v: model_promote(version=v.version, actor=_actor(request), force=force, reason=reason),
+            "promoted (forced)" if force else "promoted",
         )
+        return None
+
+    @admin.action(description="Promote to active (registry rules apply)")
+    def promote_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        return self._confirm_promotion(request, queryset, "promote_selected")
+
+    @admin.action(description="Force promote (even if worse than the active model)")
+    def force_promote_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        return self._confirm_promotion(request, queryset, "force_promote_selected")
 
     @admin.action(description="Roll back to the previously active version")
     def rollback_active(self, request: HttpRequest, queryset: Any) -> None:

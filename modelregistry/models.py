@@ -40,6 +40,16 @@ class ModelVersion(models.Model):
     training_source = models.CharField(max_length=255, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     reference_stats = models.JSONField(default=dict, blank=True, help_text="Training distributions for drift checks.")
+    holdout = models.FileField(
+        storage=_model_storage,
+        upload_to="holdout/",
+        max_length=255,
+        blank=True,
+        help_text="The held-out rows and labels (gzipped JSON columns); the promotion gate scores them again.",
+    )
+    report = models.JSONField(
+        default=dict, blank=True, help_text="Churn report of the held-out rows: lift, gains, calibration, backtest."
+    )
     trained_by = models.CharField(max_length=200, blank=True)
     trained_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -191,6 +201,9 @@ class TriggerEvaluation(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     decision = models.CharField(max_length=20, choices=TriggerDecision.choices)
     sample_size = models.PositiveIntegerField(default=0)
+    p_value = models.FloatField(
+        null=True, blank=True, help_text="Drift: the chance of a PSI this large without drift (Bonferroni over fields)."
+    )
     details = models.JSONField(default=dict, blank=True)
     retraining_run = models.ForeignKey(
         RetrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"
@@ -250,3 +263,99 @@ class ABTest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.challenger.version} at {self.traffic_percent}% vs {self.champion.version} ({self.status})"
+
+
+# --- live performance -----------------------------------------------------------------------
+
+
+class ModelLivePerformance(models.Model):
+    """A version's figures on live data, written by predictions.live_performance.
+
+    ``scope`` is "all" (every prediction of the version within the horizon) or
+    "ab:<test id>:<arm>" (the arm's predictions while the test ran). ``realized``: outcomes
+    joined to the version's latest prediction before each; ``estimated``: CBPE for predictions
+    that have no outcome yet, with ``periods`` per month of prediction.
+    """
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="live_performance")
+    scope = models.CharField(max_length=40, default="all")
+    ab_test = models.ForeignKey("ABTest", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    arm = models.CharField(max_length=12, blank=True)
+    as_of = models.DateTimeField()
+    horizon_days = models.PositiveIntegerField()
+    predictions = models.PositiveBigIntegerField(default=0, help_text="Predictions of the version in the scope.")
+    mean_probability = models.FloatField(null=True, blank=True)
+    realized = models.JSONField(default=dict, blank=True)
+    estimated = models.JSONField(default=dict, blank=True)
+    report = models.JSONField(default=dict, blank=True, help_text="Lift, gains, calibration and cuts on live outcomes.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_version", "scope"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "scope"], name="modellive_one_per_version_scope")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version.version} {self.scope} as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+# --- shadow scoring -------------------------------------------------------------------------
+
+
+class ShadowStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+
+
+class ShadowDeployment(models.Model):
+    """A version scoring a share of single-record requests off the response path (modelregistry.shadow)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="shadows")
+    share = models.FloatField()
+    status = models.CharField(max_length=8, choices=ShadowStatus.choices, default=ShadowStatus.RUNNING)
+    started_by = models.CharField(max_length=200)
+    stopped_by = models.CharField(max_length=200, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="running"), name="shadow_single_running",
+                violation_error_message="Only one shadow can run at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(share__gt=0, share__lte=1), name="shadow_share_range",
+                violation_error_message="The share must be above 0 and at most 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"shadow {self.model_version.version} at {self.share:.0%} ({self.status})"
+
+
+class ShadowPrediction(models.Model):
+    """A shadow version's score of a request, next to the answer the active model gave.
+
+    Never returned to clients, never read by campaigns; counted in metrics with source="shadow".
+    """
+
+    deployment = models.ForeignKey(ShadowDeployment, on_delete=models.CASCADE, related_name="predictions",
+                                   db_constraint=False)
+    customer_id = models.CharField(max_length=64)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    churn_probability = models.FloatField()
+    risk_level = models.CharField(max_length=8)
+    active_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    active_probability = models.FloatField()
+    active_risk_level = models.CharField(max_length=8)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["deployment", "customer_id"], name="shadowprediction_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"shadow {self.customer_id} {self.churn_probability:.3f}"

@@ -4,8 +4,11 @@ Triggers, each evaluated against the active model and stored as a TriggerEvaluat
 value, threshold and decision:
 
 * drift: population stability index of recent inputs (customers written in the window and the
-  records sent for scoring) against the active model's training reference, per contract field;
-  the largest PSI above RETRAIN_PSI_THRESHOLD (0.2) fires;
+  records sent for scoring) against the active model's training reference, per contract field,
+  each against its own threshold at this sample size (churn_ml.drift.drift_test: the PSI of
+  resamples of the reference at the batch's n, quantile 1 - DRIFT_FALSE_ALARM_RATE / fields); any
+  field above its threshold fires. The evaluation stores the worst field's PSI, its threshold and
+  the Bonferroni p-value;
 * accuracy: each outcome recorded in the window against the active model's latest prediction
   for that customer made before the outcome was observed; accuracy below
   RETRAIN_ACCURACY_THRESHOLD (0.80) fires;
@@ -29,18 +32,16 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, F, OuterRef, Subquery, Value
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
-from churn_ml.drift import ReferenceStats, drift_summary
+from churn_ml.drift import ReferenceStats, drift_test
 from churn_ml.evaluation import live_metrics
-from churn_ml.inputs import snapshot_fields
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
-from churn_ml.training import evaluate, train
+from churn_ml.training import backtest, evaluate, train
 from churn_platform import metrics
 from churn_platform.replica import replica_reads
+from customers.models import Customer
 from modelregistry import loader
 from modelregistry.models import (
     ModelVersion,
@@ -51,6 +52,7 @@ from modelregistry.models import (
     TriggerEvaluation,
     TriggerKind,
 )
+from modelregistry.ports import prediction_reader
 from modelregistry.services import PromotionRefused, model_promote, model_version_register, training_data_from_store
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class Measurement:
     sample_size: int
     fired: bool | None
     details: dict[str, Any] = field(default_factory=dict)
+    p_value: float | None = None
 
 
 # --- the three measurements -------------------------------------------------------------------
@@ -76,19 +79,10 @@ class Measurement:
 
 def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Canonical columns of recent inputs: customers written since, and records scored since."""
-    from customers.models import Customer
-    from predictions.models import Prediction
-
     customers = list(
         Customer.objects.filter(updated_at__gte=since).order_by("-updated_at").values_list(*RECORD_FIELDS)[:limit]
     )
-    scored = [
-        {"customer_id": customer_id, **fields}
-        for customer_id, stored in Prediction.objects.filter(created_at__gte=since, inputs__isnull=False)
-        .order_by("-created_at")
-        .values_list("customer_id", "inputs")[:limit]
-        if (fields := snapshot_fields(stored)) is not None
-    ]
+    scored = prediction_reader().recent_scored_inputs(since=since, limit=limit)
     columns: dict[str, np.ndarray] = {}
     n = 0
     if customers:
@@ -107,47 +101,35 @@ def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray]
 
 
 def measure_drift(active: ModelVersion, *, since: datetime) -> Measurement:
-    threshold = settings.RETRAIN_PSI_THRESHOLD
+    """PSI per field of recent inputs, each against its threshold at this sample size (drift_test)."""
     if not active.reference_stats:
-        return Measurement(TriggerKind.DRIFT, None, threshold, 0, None, {"reason": "The model has no reference."})
+        return Measurement(TriggerKind.DRIFT, None, 0.0, 0, None, {"reason": "The model has no reference."})
     reference = ReferenceStats.from_dict(active.reference_stats)
     columns, sources = recent_inputs(since=since, limit=settings.RETRAIN_DRIFT_SAMPLE_SIZE)
     n = sources["valid_rows"]
     if n < settings.RETRAIN_MIN_SAMPLES:
-        return Measurement(TriggerKind.DRIFT, None, threshold, n, None, {"sources": sources})
-    summary = drift_summary(reference, columns, threshold=threshold)
-    for feature, value in summary.psi.items():
+        return Measurement(TriggerKind.DRIFT, None, 0.0, n, None, {"sources": sources})
+    result = drift_test(
+        reference, columns, false_alarm_rate=settings.DRIFT_FALSE_ALARM_RATE, resamples=settings.DRIFT_NULL_RESAMPLES
+    )
+    for feature, value in result.psi.items():
         metrics.DRIFT_PSI.labels(feature=feature).set(value)
+    worst = result.worst
     return Measurement(
         TriggerKind.DRIFT,
-        summary.max_psi,
-        threshold,
+        result.psi[worst] if worst else None,
+        result.thresholds[worst] if worst else 0.0,
         n,
-        summary.max_psi > threshold,
-        {
-            "max_feature": summary.max_feature,
-            "drifted": list(summary.drifted),
-            "psi": dict(summary.psi),
-            "sources": sources,
-        },
+        bool(result.drifted),
+        {"max_feature": worst, "sources": sources, **result.as_dict()},
+        p_value=result.p_value,
     )
 
 
 def measure_accuracy(active: ModelVersion, *, since: datetime) -> Measurement:
     """Accuracy of the active model's last prediction before each outcome observed since ``since``."""
-    from customers.models import Outcome
-    from predictions.models import Prediction
-
     threshold = settings.RETRAIN_ACCURACY_THRESHOLD
-    before = Prediction.objects.filter(
-        customer_id=OuterRef("customer__customer_id"), model_version=active, created_at__lte=OuterRef("observed_at")
-    ).order_by("-created_at", "-pk")
-    pairs = list(
-        Outcome.objects.filter(observed_at__gte=since)
-        .annotate(probability=Subquery(before.values("churn_probability")[:1]))
-        .filter(probability__isnull=False)
-        .values_list("probability", "churned")
-    )
+    pairs = prediction_reader().outcome_pairs(version_id=active.pk, outcomes_since=since)
     report = live_metrics(pairs)
     details = {"auc": report.roc_auc, "positive_rate": report.positive_rate, "brier": report.brier}
     if report.n < settings.RETRAIN_MIN_SAMPLES or report.accuracy is None:
@@ -162,18 +144,10 @@ def measure_accuracy(active: ModelVersion, *, since: datetime) -> Measurement:
 
 def measure_confidence(active: ModelVersion, *, since: datetime) -> Measurement:
     """Mean max(p, 1 - p) over the active model's most recent predictions (at most the sample size)."""
-    from predictions.models import Prediction
-
     threshold = settings.RETRAIN_CONFIDENCE_THRESHOLD
-    recent = (
-        Prediction.objects.filter(model_version=active, created_at__gte=since)
-        .order_by("-created_at")
-        .values("pk")[: settings.RETRAIN_DRIFT_SAMPLE_SIZE]
+    n, mean = prediction_reader().recent_confidence(
+        version_id=active.pk, since=since, limit=settings.RETRAIN_DRIFT_SAMPLE_SIZE
     )
-    figures = Prediction.objects.filter(pk__in=recent).aggregate(
-        n=Count("pk"), mean=Avg(Greatest(F("churn_probability"), Value(1.0) - F("churn_probability")))
-    )
-    n, mean = figures["n"], figures["mean"]
     if n < settings.RETRAIN_MIN_SAMPLES or mean is None:
         return Measurement(TriggerKind.CONFIDENCE, mean, threshold, n, None)
     metrics.MODEL_MEAN_CONFIDENCE.labels(model_version=active.version).set(mean)
@@ -248,6 +222,7 @@ def retraining_triggers_evaluate(*, actor: Actor = SYSTEM, now: datetime | None 
                     threshold=m.threshold,
                     decision=decision,
                     sample_size=m.sample_size,
+                    p_value=m.p_value,
                     details=details,
                     retraining_run=run if m.fired else None,
                 )
@@ -348,6 +323,7 @@ def retraining_run_execute(*, run_id: int) -> RetrainingRun | None:
             actor=actor,
             training_source=f"store: retraining {run.pk} ({run.trigger})",
             notes=f"Retraining {run.pk}, trigger {run.trigger}: {run.reason}"[:2000],
+            backtest=backtest(data.frame, data.labels, data.dates, seed=RETRAIN_SEED, algorithm=trained.algorithm),
         )
     except Exception as exc:  # recorded on the run; nothing was registered
         logger.exception("Retraining %s failed", run.pk)
@@ -384,9 +360,9 @@ def _apply_policy(
         else f"retraining {run.pk} policy if_better: no model was active"
     )
     try:
-        # Forced with the reason: the registry's own rule compares AUCs measured on different
-        # data, while this comparison used the same held-out rows for both models.
-        model_promote(version=version.version, actor=actor, force=active is not None, reason=why)
+        # Not forced: the registry's gate compares both models on the same rows too, and its
+        # comparison lands in the promotion's model event.
+        model_promote(version=version.version, actor=actor, reason=why)
     except PromotionRefused as exc:
         return RetrainingDecision.REFUSED, str(exc)
     return RetrainingDecision.PROMOTED, why[0].upper() + why[1:] + "."

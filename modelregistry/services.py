@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
@@ -19,22 +20,29 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml import artifact as ml_artifact
+from churn_ml.evaluation import live_metrics
+from churn_ml.performance import churn_report, needed_per_arm, roc_auc_ci, unpaired_auc_test
 from churn_ml.schema import RECORD_FIELDS, SCHEMA_VERSION, load_telco_csv, validate_columns
-from churn_ml.training import TrainedModel, train
-from modelregistry import loader
+from churn_ml.tiers import RISK_THRESHOLDS
+from churn_ml.training import TrainedModel, backtest, train
+from customers.models import Customer, Outcome
+from modelregistry import gate, loader
 from modelregistry.models import ABTest, ABTestStatus, ModelEvent, ModelStatus, ModelVersion
+from modelregistry.ports import prediction_reader
 
-# A candidate whose held-out ROC AUC is more than this below the active model's is refused
-# unless the operator forces it with a reason.
-PROMOTION_AUC_TOLERANCE = 0.01
+RISK_CUTS = tuple(zip(("medium", "high", "critical"), RISK_THRESHOLDS, strict=True))
 
 
 class PromotionRefused(Exception):
-    """The registry's rules forbid this state change; the message says why and what to do."""
+    """The registry's rules forbid this state change; the message says why and what to do.
 
-    def __init__(self, message: str, *, version_pk: int | None = None) -> None:
+    ``details`` carries the evidence (e.g. the gate's comparison) for the refusal's model event.
+    """
+
+    def __init__(self, message: str, *, version_pk: int | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.version_pk = version_pk
+        self.details = details or {}
 
 
 def model_event_record(
@@ -56,9 +64,16 @@ def _version_label(trained: TrainedModel, sha: str) -> str:
 
 @transaction.atomic
 def model_version_register(
-    *, trained: TrainedModel, actor: Actor = SYSTEM, training_source: str = "", notes: str = ""
+    *,
+    trained: TrainedModel,
+    actor: Actor = SYSTEM,
+    training_source: str = "",
+    notes: str = "",
+    backtest: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Store a trained model's artifact and metrics as a new version in status testing."""
+    """Store a trained model's artifact, held-out rows, report and metrics as a new version in
+    status testing. ``backtest`` is churn_ml.training.backtest's result (or its reason for none)."""
+    backtest = backtest or {"result": None, "reason": "No backtest was run for this version."}
     data = ml_artifact.dump_artifact(trained)
     sha = ml_artifact.sha256_hex(data)
     label = _version_label(trained, sha)
@@ -80,6 +95,14 @@ def model_version_register(
         notes=notes,
     )
     version.artifact.save(f"{label}.zip", ContentFile(data), save=False)
+    if trained.holdout is not None:
+        columns, labels = trained.holdout
+        version.holdout.save(f"{label}.json.gz", gate.holdout_file(columns, labels), save=False)
+        version.report = {
+            "source": "held_out",
+            **churn_report(trained.scorer.predict_proba(columns), labels, cuts=RISK_CUTS),
+            "backtest": backtest,
+        }
     version.save()
     model_event_record(version=version, kind="trained", actor=actor, details={"metrics": dict(trained.metrics)})
     audit_record(
@@ -104,9 +127,9 @@ def model_version_promote(
 ) -> ModelVersion:
     """Make ``version`` the active model; the previously active one becomes deprecated.
 
-    Refused for a failed or archived version, for one whose artifact does not verify, and for
-    one whose held-out ROC AUC is more than 0.01 below the active model's unless ``force`` is
-    given with a reason.
+    Refused for a failed or archived version, for one whose artifact does not verify, and, unless
+    ``force`` is given with a reason, by the promotion gate (modelregistry.gate): significantly
+    worse than the active model on the same rows, or below the absolute floor.
     """
     candidate_pk = ModelVersion.objects.filter(version=version).values_list("pk", flat=True).first()
     if candidate_pk is None:
@@ -123,22 +146,19 @@ def model_version_promote(
         raise PromotionRefused(f"{candidate.version} is {candidate.status} and cannot be promoted.")
     if force and not reason.strip():
         raise PromotionRefused("A forced promotion needs a reason.")
-    if active is not None and not force:
-        candidate_auc, active_auc = candidate.roc_auc, active.roc_auc
-        if (
-            candidate_auc is not None
-            and active_auc is not None
-            and candidate_auc < active_auc - PROMOTION_AUC_TOLERANCE
-        ):
-            _refuse(
-                candidate,
-                f"held-out ROC AUC {candidate_auc:.4f} is more than {PROMOTION_AUC_TOLERANCE} "
-                f"below the active model's {active_auc:.4f}; force it with a reason to promote anyway",
-            )
     try:
         loader.load_version(candidate)
     except (ml_artifact.ArtifactError, OSError) as exc:
         _refuse(candidate, f"its artifact cannot be loaded: {exc}")
+    comparison = None
+    if event_kind == "promoted":
+        comparison = _gate(candidate, active)
+        if comparison.get("refusal") and not force:
+            _refuse(
+                candidate,
+                f"{comparison['refusal']}; force it with a reason to promote anyway",
+                details={"comparison": comparison},
+            )
 
     now = timezone.now()
     if active is not None:
@@ -152,6 +172,8 @@ def model_version_promote(
         candidate.previous_active = active
     candidate.save(update_fields=["status", "promoted_at", "promoted_by", "previous_active", "updated_at"])
     details = {"previous": active.version if active else None, "forced": force, "reason": reason}
+    if comparison is not None:
+        details["comparison"] = comparison
     model_event_record(version=candidate, kind=event_kind, actor=actor, details=details)
     audit_record(
         actor=actor,
@@ -164,8 +186,34 @@ def model_version_promote(
     return candidate
 
 
-def _refuse(candidate: ModelVersion, why: str) -> None:
-    raise PromotionRefused(f"Refused to promote {candidate.version}: {why}.", version_pk=candidate.pk)
+def _gate(candidate: ModelVersion, active: ModelVersion | None) -> dict[str, Any]:
+    """The gate's comparison with the active model, or the floor alone when none is active."""
+    note = "no model was active"
+    if active is not None:
+        try:
+            return gate.promotion_comparison(candidate=candidate, active=active)
+        except (ml_artifact.ArtifactError, OSError) as exc:
+            # The active model's artifact no longer loads: nothing to compare with, the floor applies.
+            note = f"the active model could not be scored: {exc}"
+    floor = settings.MODEL_GATE_MIN_ROC_AUC
+    auc = candidate.roc_auc
+    refusal = f"its held-out ROC AUC {auc:.4f} is below the floor MODEL_GATE_MIN_ROC_AUC = {floor}" if (
+        auc is not None and auc < floor
+    ) else None
+    return {"candidate": candidate.version, "active": None, "note": note, "candidate_roc_auc": auc,
+            "min_roc_auc": floor, "refusal": refusal, "decision": "refuse" if refusal else "pass"}
+
+
+def promotion_preview(*, version: str) -> dict[str, Any]:
+    """The gate's comparison for promoting ``version`` now, without promoting (the admin's confirmation page)."""
+    candidate = ModelVersion.objects.get(version=version)
+    return _gate(candidate, ModelVersion.objects.active().first())
+
+
+def _refuse(candidate: ModelVersion, why: str, details: dict[str, Any] | None = None) -> None:
+    raise PromotionRefused(
+        f"Refused to promote {candidate.version}: {why}.", version_pk=candidate.pk, details=details
+    )
 
 
 def _record_refusal(exc: PromotionRefused, actor: Actor) -> None:
@@ -174,14 +222,15 @@ def _record_refusal(exc: PromotionRefused, actor: Actor) -> None:
         return
     version = ModelVersion.objects.get(pk=exc.version_pk)
     with transaction.atomic():
-        model_event_record(version=version, kind="promotion_refused", actor=actor, details={"reason": str(exc)})
+        details = {"reason": str(exc), **exc.details}
+        model_event_record(version=version, kind="promotion_refused", actor=actor, details=details)
         audit_record(
             actor=actor,
             action="model.promote",
             obj=version,
             object_id=version.version,
             outcome="denied",
-            details={"reason": str(exc)},
+            details=details,
         )
 
 
@@ -238,6 +287,8 @@ class TrainingData:
     frame: pd.DataFrame
     labels: np.ndarray
     source: str
+    dates: np.ndarray | None = None
+    """When each label was observed (datetime64), for the time backtest; None when the data has no dates."""
 
 
 def training_data_from_file(path: str) -> TrainingData:
@@ -247,22 +298,24 @@ def training_data_from_file(path: str) -> TrainingData:
 
 def training_data_from_store() -> TrainingData:
     """Stored customers with their latest recorded outcome as the label."""
-    from customers.models import Customer, Outcome
-
     latest = Outcome.objects.filter(customer=OuterRef("pk")).order_by("-observed_at", "-pk")
     rows = list(
         Customer.objects.annotate(label=Subquery(latest.values("churned")[:1]))
         .filter(label__isnull=False)
         .order_by("pk")
-        .values_list(*RECORD_FIELDS, "label")
+        .annotate(observed=Subquery(latest.values("observed_at")[:1]))
+        .values_list(*RECORD_FIELDS, "label", "observed")
     )
     if not rows:
         raise ValueError("No stored customer has a recorded outcome to learn from.")
     columns = {name: [r[i] for r in rows] for i, name in enumerate(RECORD_FIELDS)}
     result = validate_columns(columns, len(rows))
     valid = result.valid
-    labels = np.array([r[-1] for r in rows], dtype=bool)[valid]
-    return TrainingData(frame=result.frame(valid).reset_index(drop=True), labels=labels, source="store")
+    labels = np.array([r[-2] for r in rows], dtype=bool)[valid]
+    dates = np.array([np.datetime64(r[-1].replace(tzinfo=None), "s") for r in rows])[valid]
+    return TrainingData(
+        frame=result.frame(valid).reset_index(drop=True), labels=labels, source="store", dates=dates
+    )
 
 
 def model_train(
@@ -292,7 +345,13 @@ def model_train(
             error=f"{type(exc).__name__}: {exc}",
         )
         raise
-    version = model_version_register(trained=trained, actor=actor, training_source=data.source, notes=notes)
+    version = model_version_register(
+        trained=trained,
+        actor=actor,
+        training_source=data.source,
+        notes=notes,
+        backtest=backtest(data.frame, data.labels, data.dates, seed=seed, algorithm=trained.algorithm),
+    )
     if activate:
         version = model_promote(version=version.version, actor=actor, force=force, reason=reason)
     return version
@@ -331,18 +390,36 @@ def ab_test_start(*, version: str, traffic_percent: int, actor: Actor) -> ABTest
 
 
 def ab_test_stop(*, actor: Actor, promote: bool = False, force: bool = False, reason: str = "") -> ABTest:
-    """End the running A/B test; with ``promote`` the challenger becomes the active model
-    (the registry's rules apply unless forced with a reason)."""
+    """End the running A/B test; with ``promote`` the challenger becomes the active model.
+
+    Refused, and the test keeps running, when the challenger's live ROC AUC is significantly
+    below the champion's (one-sided p < AB_TEST_ALPHA), unless forced with a reason; the
+    comparison is audited either way. The registry's promotion gate applies unless forced.
+    """
     with transaction.atomic():
         test = ABTest.objects.select_for_update().filter(status=ABTestStatus.RUNNING).first()
         if test is None:
             raise PromotionRefused("No A/B test is running.")
+        comparison = ab_test_report(test=test)["comparison"] if promote else None
+        if promote and force and not reason.strip():
+            raise PromotionRefused("A forced promotion needs a reason.")
+        if comparison is not None and comparison["significantly_worse"] and not force:
+            raise PromotionRefused(
+                f"Refused to promote {test.challenger.version}: its live ROC AUC is significantly below the "
+                f"champion's (difference {comparison['difference']:+.4f}, 95% CI {comparison['ci95'][0]:+.4f} to "
+                f"{comparison['ci95'][1]:+.4f}, p = {comparison['p_value']:.2g}); stop without promoting, or force "
+                "it with a reason.",
+                version_pk=test.challenger.pk,
+                details={"comparison": comparison},
+            )
         test.status = ABTestStatus.STOPPED
         test.stopped_at = timezone.now()
         test.stopped_by = actor.label
         test.conclusion = reason or ("challenger promoted" if promote else "challenger not promoted")
         test.save(update_fields=["status", "stopped_at", "stopped_by", "conclusion", "updated_at"])
-        details = {"challenger": test.challenger.version, "promote": promote, "reason": reason}
+        details = {"challenger": test.challenger.version, "promote": promote, "reason": reason, "forced": force}
+        if comparison is not None:
+            details["comparison"] = comparison
         model_event_record(version=test.challenger, kind="ab_test_stopped", actor=actor, details=details)
         audit_record(actor=actor, action="model.ab_test_stop", obj=test, details=details)
         if promote:
@@ -353,34 +430,76 @@ def ab_test_stop(*, actor: Actor, promote: bool = False, force: bool = False, re
     return test
 
 
-def ab_test_report(*, test: ABTest) -> dict[str, Any]:
-    """Each arm's predictions since the test started, and its live metrics on outcomes recorded
-    after the prediction (the arm's last prediction before each outcome)."""
-    from django.db.models import Avg, Count
-
-    from churn_ml.evaluation import live_metrics
-    from customers.models import Outcome
-    from predictions.models import Prediction
-
-    end = test.stopped_at or timezone.now()
-    arms = {}
-    for name, version in (("champion", test.champion), ("challenger", test.challenger)):
-        scored = Prediction.objects.filter(model_version=version, created_at__gte=test.created_at, created_at__lte=end)
-        summary = scored.aggregate(n=Count("pk"), mean_probability=Avg("churn_probability"))
-        before = scored.filter(
-            customer_id=OuterRef("customer__customer_id"), created_at__lte=OuterRef("observed_at")
-        ).order_by("-created_at", "-pk")
-        pairs = list(
-            Outcome.objects.filter(observed_at__gte=test.created_at)
-            .annotate(probability=Subquery(before.values("churn_probability")[:1]))
-            .filter(probability__isnull=False)
-            .values_list("probability", "churned")
+def ab_test_comparison(
+    champion_pairs: list[tuple[float, bool]], challenger_pairs: list[tuple[float, bool]]
+) -> dict[str, Any]:
+    """Challenger minus champion ROC AUC on each arm's outcomes (DeLong, independent arms), and
+    the outcomes each arm needs to detect AB_TEST_DETECTABLE_DIFFERENCE."""
+    intervals = {}
+    counts = {}
+    pooled_y: list[bool] = []
+    for name, pairs in (("champion", champion_pairs), ("challenger", challenger_pairs)):
+        p = np.array([float(x) for x, _ in pairs], dtype=np.float64)
+        y = np.array([bool(o) for _, o in pairs], dtype=bool)
+        counts[name] = len(y)
+        pooled_y += y.tolist()
+        intervals[name] = roc_auc_ci(p, y) if len(y) else None
+    alpha = settings.AB_TEST_ALPHA
+    out: dict[str, Any] = {
+        "metric": "roc_auc",
+        "difference": None,
+        "ci95": None,
+        "p_value": None,
+        "p_worse": None,
+        "significantly_worse": False,
+        "n": counts,
+        "needed_n": None,
+        "detectable_difference": settings.AB_TEST_DETECTABLE_DIFFERENCE,
+        "alpha": alpha,
+        "power": settings.AB_TEST_POWER,
+        "method": "delong_unpaired",
+    }
+    champion, challenger = intervals["champion"], intervals["challenger"]
+    if champion is not None and challenger is not None:
+        result = unpaired_auc_test(champion, challenger, n=len(pooled_y), positives=int(sum(pooled_y)))
+        out.update(
+            difference=round(result.difference, 6),
+            ci95=[round(x, 6) for x in result.ci95],
+            p_value=result.p_value,
+            p_worse=result.p_worse,
+            significantly_worse=result.p_worse < alpha,
         )
+    if pooled_y:
+        auc = champion.roc_auc if champion is not None else 0.8
+        out["needed_n"] = needed_per_arm(
+            auc=min(max(auc, 0.5), 0.99),
+            positive_rate=float(np.mean(pooled_y)),
+            difference=settings.AB_TEST_DETECTABLE_DIFFERENCE,
+            alpha=alpha,
+            power=settings.AB_TEST_POWER,
+        )
+    return out
+
+
+def ab_test_report(*, test: ABTest) -> dict[str, Any]:
+    """Each arm's predictions since the test started, its live metrics on outcomes recorded
+    after the prediction (the arm's last prediction before each outcome), and the comparison
+    of the two arms' ROC AUC (see ab_test_comparison)."""
+    end = test.stopped_at or timezone.now()
+    reader = prediction_reader()
+    arms = {}
+    pairs_of = {}
+    for name, version in (("champion", test.champion), ("challenger", test.challenger)):
+        n, mean = reader.scored_summary(version_id=version.pk, since=test.created_at, until=end)
+        pairs = reader.outcome_pairs(
+            version_id=version.pk, outcomes_since=test.created_at, predicted_since=test.created_at, predicted_until=end
+        )
+        pairs_of[name] = pairs
         report = live_metrics(pairs)
         arms[name] = {
             "version": version.version,
-            "predictions": summary["n"],
-            "mean_probability": summary["mean_probability"],
+            "predictions": n,
+            "mean_probability": mean,
             "outcomes": report.n,
             "live_accuracy": report.accuracy,
             "live_roc_auc": report.roc_auc,
@@ -396,4 +515,5 @@ def ab_test_report(*, test: ABTest) -> dict[str, Any]:
         "stopped_at": test.stopped_at,
         "conclusion": test.conclusion,
         "arms": arms,
+        "comparison": ab_test_comparison(pairs_of["champion"], pairs_of["challenger"]),
     }

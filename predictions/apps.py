@@ -24,3 +24,12 @@ class PredictionsConfig(AppConfig):
         from predictions.erasure import erase_prediction_inputs
 
         customer_erased.connect(erase_prediction_inputs, dispatch_uid="predictions.erase_prediction_inputs")
+
+        from customers.signals import outcomes_recorded
+        from modelregistry.ports import register_prediction_reader
+        from predictions.live_performance import schedule_refresh
+        from predictions.readers import PredictionReader
+
+        # The registry reads predictions through this interface (it may not import this app).
+        register_prediction_reader(PredictionReader())
+        outcomes_recorded.connect(schedule_refresh, dispatch_uid="predictions.live_performance")

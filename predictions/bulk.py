@@ -36,6 +36,7 @@ from churn_ml.inputs import snapshot_texts
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
 from churn_ml.scorer import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
+from churn_platform import metrics
 from churn_platform.db import copy_supported
 from predictions.models import Prediction, PredictionSource
 
@@ -334,6 +335,8 @@ def score_and_write(chunk: ChunkInput, scorer: Any, context: WriteContext) -> Ch
             result.results_csv = results_csv(chunk, context, ids, rounded, level_names, factors, flags)
     result.scored = chunk.n
     result.timings["write"] = round(time.perf_counter() - started, 4)
+    metrics.count_scored(model_version=context.model_version, levels=levels, probabilities=probabilities,
+                         source=PredictionSource.JOB)
     return result
 
 

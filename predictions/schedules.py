@@ -41,6 +41,9 @@ SCHEDULES = (
     Schedule("customers: quarantine retention", "customers.tasks.quarantine_purge_expired",
              "QUARANTINE_RETENTION_CRON", "ingestion",
              "Deletes quarantined rows older than QUARANTINE_RETENTION_DAYS."),
+
+    Schedule("predictions: live performance", "predictions.tasks.refresh_live_performance", "LIVE_PERFORMANCE_CRON",
+             "batch", "Recomputes each version's realized and CBPE-estimated figures (outcomes also trigger it)."),
 )
 
 OFF = {"", "off", "none", "disabled"}

@@ -12,7 +12,6 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -33,6 +32,7 @@ from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_comm
 from customers.models import Customer
 from customers.services import customer_upsert, customers_bulk_upsert
 from modelregistry.loader import LoadedModel, ab_bucket, active_model
+from modelregistry.shadow import shadow_submit
 from predictions.bulk import time_ordered_uuids
 from predictions.models import Prediction, PredictionSource, RiskTierAction
 
@@ -261,11 +261,10 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
         with transaction.atomic():
             customer_upsert(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
             _insert_one(prediction, constants, inputs=snapshot_values(record), relaxed=False)
-    metrics.PREDICTIONS.labels(version, level, PredictionSource.API).inc()
-    metrics.PREDICTION_PROBABILITY.labels(version).observe(probability)
+    if store:
+        shadow_submit(record=record, version_id=version_id, probability=probability, level=level)  # after the response
+    metrics.count_scored(model_version=version, levels=[level], probabilities=[probability], source="api")
     metrics.PREDICTION_LATENCY.labels("single").observe(time.perf_counter() - started)
-    if level in ("high", "critical"):
-        metrics.HIGH_RISK_IDENTIFIED.labels(level).inc()
     return prediction
 
 
@@ -537,10 +536,10 @@ def predictions_score_batch(
             with transaction.atomic():
                 customers_bulk_upsert(result=result, rows=full, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
                 _write_rows(out, version_ids, constants, inputs, relaxed=False)
-    for (version, level), count in Counter((row["model_version"], row["risk_level"]) for row in out).items():
-        metrics.PREDICTIONS.labels(version, level, source).inc(count)
-        if level in ("high", "critical"):
-            metrics.HIGH_RISK_IDENTIFIED.labels(level).inc(count)
+    for version in {row["model_version"] for row in out}:
+        arm = [row for row in out if row["model_version"] == version]
+        metrics.count_scored(model_version=version, levels=[r["risk_level"] for r in arm],
+                             probabilities=[r["churn_probability"] for r in arm], source=source)
     metrics.PREDICTION_LATENCY.labels("batch").observe(time.perf_counter() - started)
     return BatchOutcome(predictions=out, errors=errors, result=result, model=model)
 

@@ -120,3 +120,18 @@ def predictions_purge_expired() -> int:
     from predictions.retention import predictions_purge_expired as purge
 
     return purge()
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=600, time_limit=660,
+             autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=MAX_RETRIES)
+def refresh_live_performance() -> int:
+    """Recompute every version's live figures (debounced after outcomes arrive, and on a schedule)."""
+    from django.core.cache import cache
+
+    from predictions.live_performance import PENDING_KEY, live_performance_refresh
+
+    # Cleared first, so outcomes that arrive while this runs schedule one more refresh.
+    try:
+        cache.delete(PENDING_KEY)
+    except Exception:
+        logger.warning("cache unavailable clearing the live performance flag", exc_info=True)
+    return live_performance_refresh()

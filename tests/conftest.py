@@ -22,6 +22,10 @@ def _clear_cache(request):
     from accounts import authentication
 
     authentication._last_touch.clear()  # per-process "last use recorded" times, keyed by key id
+    from modelregistry import shadow
+
+    shadow.forget_local()
+    shadow._config = None
     yield
     cache.clear()
 
@@ -106,13 +110,35 @@ def trained_model(demo_training_data):
     return train(frame, labels, seed=42, algorithm="logistic")
 
 
+@pytest.fixture(scope="session")
+def weak_model(demo_training_data):
+    """A clearly worse model: trained with the labels of every high-charge customer replaced by coin flips."""
+    import dataclasses
+
+    import numpy as np
+
+    from churn_ml.evaluation import roc_auc
+    from churn_ml.training import train
+
+    frame, labels = demo_training_data
+    rng = np.random.default_rng(7)
+    noisy = labels.copy()
+    high = frame["monthly_charges"].to_numpy() > 70
+    noisy[high] = rng.random(int(high.sum())) < 0.27
+    model = train(frame, noisy, seed=7, algorithm="logistic")
+    # Its held-out rows keep their true labels: the gate judges it on what really happened.
+    truth = labels[model.test_indices]
+    metrics = {**model.metrics, "roc_auc": round(roc_auc(model.scorer.predict_proba(model.holdout[0]), truth), 6)}
+    return dataclasses.replace(model, holdout=(model.holdout[0], truth), metrics=metrics)
+
+
 @pytest.fixture
 def register_model(db, trained_model):
-    """register_model(activate=True, roc_auc=None) -> ModelVersion; metrics can be overridden."""
+    """register_model(activate=True, roc_auc=None, trained=None) -> ModelVersion; metrics can be overridden."""
     from modelregistry.services import model_promote, model_version_register
 
-    def make(*, activate: bool = True, roc_auc: float | None = None):  # type: ignore[no-untyped-def]
-        version = model_version_register(trained=trained_model, training_source="tests")
+    def make(*, activate: bool = True, roc_auc: float | None = None, trained=None):  # type: ignore[no-untyped-def]
+        version = model_version_register(trained=trained or trained_model, training_source="tests")
         if roc_auc is not None:
             version.metrics = {**version.metrics, "roc_auc": roc_auc}
             version.save(update_fields=["metrics"])

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from modelregistry.models import ModelEvent, ModelVersion
+from modelregistry.live import live_performance_of
+from modelregistry.models import ModelEvent, ModelVersion, RetrainingRun, TriggerEvaluation
 
 
 class ModelEventSerializer(serializers.ModelSerializer):
@@ -41,12 +43,52 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RealizedSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    positives = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    roc_auc_ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    brier = serializers.FloatField(allow_null=True)
+    ece = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class EstimatedPeriodSerializer(serializers.Serializer):
+    period = serializers.CharField(help_text="Month of the predictions, YYYY-MM.")
+    n = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+
+
+class EstimatedSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    method = serializers.CharField(help_text='"cbpe" (confidence-based performance estimation).')
+    calibration_ece = serializers.FloatField(
+        allow_null=True, help_text="The model's held-out ECE: the estimate is only as good as the calibration."
+    )
+    periods = EstimatedPeriodSerializer(many=True, required=False)
+
+
+class LiveSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField(allow_null=True)
+    horizon_days = serializers.IntegerField()
+    realized = RealizedSerializer()
+    estimated = EstimatedSerializer()
+
+
 class ModelVersionDetailSerializer(ModelVersionSerializer):
     events = ModelEventSerializer(many=True, read_only=True)
+    live = serializers.SerializerMethodField()
 
     class Meta(ModelVersionSerializer.Meta):
-        fields = (*ModelVersionSerializer.Meta.fields, "events")
+        fields = (*ModelVersionSerializer.Meta.fields, "live", "events")
         read_only_fields = fields
+
+    @extend_schema_field(LiveSerializer)
+    def get_live(self, obj: ModelVersion) -> dict:
+        return LiveSerializer(live_performance_of(obj)).data
 
 
 class PromoteSerializer(serializers.Serializer):
@@ -84,6 +126,26 @@ class ABTestArmSerializer(serializers.Serializer):
     held_out_roc_auc = serializers.FloatField(allow_null=True)
 
 
+class ABTestComparisonSerializer(serializers.Serializer):
+    """Challenger minus champion on each arm's outcomes (DeLong's test for independent samples)."""
+
+    metric = serializers.CharField(help_text='"roc_auc".')
+    difference = serializers.FloatField(allow_null=True, help_text="Challenger minus champion; null until both arms "
+                                        "have churners and stayers among their outcomes.")
+    ci95 = serializers.ListField(child=serializers.FloatField(), allow_null=True, min_length=2, max_length=2)
+    p_value = serializers.FloatField(allow_null=True, help_text="Two-sided.")
+    p_worse = serializers.FloatField(allow_null=True, help_text='One-sided, for "the challenger is worse".')
+    significantly_worse = serializers.BooleanField(help_text="p_worse below AB_TEST_ALPHA: stop-with-promote "
+                                                   "refuses unless forced with a reason.")
+    n = serializers.DictField(child=serializers.IntegerField(), help_text="Outcomes per arm.")
+    needed_n = serializers.IntegerField(allow_null=True, help_text="Outcomes each arm needs to detect "
+                                        "detectable_difference at alpha with power.")
+    detectable_difference = serializers.FloatField()
+    alpha = serializers.FloatField()
+    power = serializers.FloatField()
+    method = serializers.CharField()
+
+
 class ABTestReportSerializer(serializers.Serializer):
     """Documents the A/B report (built by modelregistry.services.ab_test_report)."""
 
@@ -95,3 +157,147 @@ class ABTestReportSerializer(serializers.Serializer):
     stopped_at = serializers.DateTimeField(allow_null=True)
     conclusion = serializers.CharField()
     arms = serializers.DictField(child=ABTestArmSerializer())
+    comparison = ABTestComparisonSerializer()
+
+
+# --- retraining records (issue 12, point 8) ---------------------------------------------------
+
+
+class TriggerEvaluationSerializer(serializers.ModelSerializer):
+    """One check of a retraining trigger with its evidence.
+
+    ``details`` by kind: drift has ``psi``, ``thresholds`` and ``p_values`` per field, ``worst``,
+    ``drifted`` and ``sources``; accuracy has ``auc`` (live ROC AUC), ``positive_rate`` and
+    ``brier``; every kind may have ``blocked`` (why no retraining started) and ``minimum_samples``.
+    """
+
+    model_version = serializers.CharField(source="model_version.version", default=None)
+    retraining_run = serializers.IntegerField(source="retraining_run_id", allow_null=True)
+    live = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TriggerEvaluation
+        fields = ("id", "kind", "model_version", "value", "threshold", "p_value", "decision", "sample_size",
+                  "details", "live", "retraining_run", "created_at")
+        read_only_fields = fields
+
+    @extend_schema_field(LiveSerializer(allow_null=True))
+    def get_live(self, obj: TriggerEvaluation) -> dict | None:
+        """The version's current live and CBPE-estimated figures (null without a version)."""
+        if obj.model_version is None:
+            return None
+        return LiveSerializer(live_performance_of(obj.model_version)).data
+
+
+class RetrainingRunSerializer(serializers.ModelSerializer):
+    active_version = serializers.CharField(source="active_version.version", default=None)
+    candidate_version = serializers.CharField(source="candidate_version.version", default=None)
+
+    class Meta:
+        model = RetrainingRun
+        fields = ("id", "trigger", "status", "policy", "margin", "reason", "active_version", "candidate_version",
+                  "candidate_auc", "active_auc", "training_rows", "decision", "decision_reason", "details",
+                  "requested_by", "error", "started_at", "finished_at", "duration_seconds", "created_at")
+        read_only_fields = fields
+
+
+class RetrainingRunDetailSerializer(RetrainingRunSerializer):
+    evaluations = TriggerEvaluationSerializer(many=True, read_only=True)
+
+    class Meta(RetrainingRunSerializer.Meta):
+        fields = (*RetrainingRunSerializer.Meta.fields, "evaluations")
+        read_only_fields = fields
+
+
+# --- the churn report (issue 12, point 6) -----------------------------------------------------
+
+
+class LiftRowSerializer(serializers.Serializer):
+    top_share = serializers.FloatField()
+    n = serializers.IntegerField()
+    lift = serializers.FloatField(allow_null=True)
+    captured = serializers.FloatField(allow_null=True)
+
+
+class GainsPointSerializer(serializers.Serializer):
+    share = serializers.FloatField(help_text="Share of customers contacted, highest risk first.")
+    captured = serializers.FloatField(allow_null=True, help_text="Share of the churners among them.")
+
+
+class CalibrationBinSerializer(serializers.Serializer):
+    lower = serializers.FloatField()
+    upper = serializers.FloatField()
+    n = serializers.IntegerField()
+    mean_predicted = serializers.FloatField(allow_null=True)
+    observed = serializers.FloatField(allow_null=True)
+
+
+class ThresholdRowSerializer(serializers.Serializer):
+    risk_level = serializers.CharField()
+    threshold = serializers.FloatField()
+    flagged = serializers.IntegerField()
+    share_flagged = serializers.FloatField(allow_null=True)
+    precision = serializers.FloatField(allow_null=True)
+    recall = serializers.FloatField(allow_null=True)
+
+
+class ChurnCurvesSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    positives = serializers.IntegerField()
+    roc_auc = serializers.FloatField(allow_null=True)
+    lift = LiftRowSerializer(many=True)
+    gains = GainsPointSerializer(many=True)
+    calibration = CalibrationBinSerializer(many=True)
+    threshold_table = ThresholdRowSerializer(many=True)
+
+
+class ModelReportSerializer(ChurnCurvesSerializer):
+    version = serializers.CharField()
+    source = serializers.CharField(help_text='"held_out": the version\'s held-out rows at training time.')
+    backtest = serializers.DictField(allow_null=True, help_text="Older-to-newer result, or null (see backtest_reason).")
+    backtest_reason = serializers.CharField()
+    live = ChurnCurvesSerializer(allow_null=True, help_text="The same, recomputed on live outcomes.")
+
+
+# --- shadow scoring (issue 12, point 5) -------------------------------------------------------
+
+
+class ShadowStartSerializer(serializers.Serializer):
+    share = serializers.FloatField(min_value=0.0, max_value=1.0, help_text="Share of single-record requests, (0, 1].")
+
+    def validate_share(self, value: float) -> float:
+        if value <= 0:
+            raise serializers.ValidationError("The share must be above 0.")
+        return value
+
+
+class ShadowComparisonSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    positives = serializers.IntegerField()
+    shadow_roc_auc = serializers.FloatField()
+    active_roc_auc = serializers.FloatField()
+    difference = serializers.FloatField(help_text="Shadow minus active, on the same customers.")
+    ci95 = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    p_value = serializers.FloatField()
+    p_worse = serializers.FloatField()
+    method = serializers.CharField()
+
+
+class ShadowPairedSerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Requests the shadow scored.")
+    shadow_mean_probability = serializers.FloatField(allow_null=True)
+    active_mean_probability = serializers.FloatField(allow_null=True)
+    risk_level_disagreement = serializers.FloatField(allow_null=True, help_text="Share with a different risk level.")
+    outcomes = serializers.IntegerField(help_text="Shadow predictions followed by an outcome within the horizon.")
+    comparison = ShadowComparisonSerializer(allow_null=True, help_text="DeLong paired test once outcomes arrive.")
+
+
+class ShadowReportSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    share = serializers.FloatField()
+    status = serializers.CharField()
+    started_by = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    paired = ShadowPairedSerializer()

@@ -13,13 +13,28 @@ from modelregistry.api.serializers import (
     ABTestReportSerializer,
     ABTestStartSerializer,
     ABTestStopSerializer,
+    ModelReportSerializer,
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     PromoteSerializer,
     ReasonSerializer,
+    RetrainingRunDetailSerializer,
+    RetrainingRunSerializer,
+    ShadowReportSerializer,
+    ShadowStartSerializer,
     TrainRequestSerializer,
+    TriggerEvaluationSerializer,
 )
-from modelregistry.models import ABTest, ModelEvent, ModelStatus, ModelVersion
+from modelregistry.live import live_rows_of
+from modelregistry.models import (
+    ABTest,
+    ModelEvent,
+    ModelStatus,
+    ModelVersion,
+    RetrainingRun,
+    ShadowDeployment,
+    TriggerEvaluation,
+)
 from modelregistry.services import (
     PromotionRefused,
     ab_test_report,
@@ -29,6 +44,7 @@ from modelregistry.services import (
     model_rollback,
     model_version_set_status,
 )
+from modelregistry.shadow import shadow_report, shadow_start, shadow_stop
 
 
 class Conflict(APIException):
@@ -96,6 +112,61 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             raise Conflict(str(exc)) from None
         return Response(ModelVersionSerializer(row).data)
 
+    @extend_schema(responses=ModelReportSerializer)
+    @action(detail=True, methods=["get"])
+    def report(self, request: Request, version: str | None = None) -> Response:
+        """Lift, gains, calibration and risk-level cuts of the held-out rows, the backtest, and the
+        same on live outcomes."""
+        target = self.get_object()
+        held_out = dict(target.report or {})
+        if not held_out:
+            raise NotFound(f"{target.version} has no report: it was registered without held-out rows.")
+        backtest = held_out.pop("backtest", None) or {}
+        live = next((r.report for r in live_rows_of(target) if r.scope == "all" and r.report), None)
+        body = {
+            "version": target.version,
+            **held_out,
+            "backtest": backtest.get("result"),
+            "backtest_reason": backtest.get("reason", ""),
+            "live": live,
+        }
+        return Response(ModelReportSerializer(body).data)
+
+    @extend_schema(request=ShadowStartSerializer, responses={201: ShadowReportSerializer})
+    @action(detail=True, methods=["post"], url_path="shadow")
+    def start_shadow(self, request: Request, version: str | None = None) -> Response:
+        """Let this version score a share of single-record requests in the shadow (off the response path)."""
+        target = self.get_object()
+        body = ShadowStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            deployment = shadow_start(
+                version=target.version, share=body.validated_data["share"], actor=actor_for_request(request)
+            )
+        except PromotionRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(ShadowReportSerializer(shadow_report(deployment=deployment)).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=ShadowReportSerializer)
+    @action(detail=False, methods=["get"], url_path="shadow")
+    def shadow(self, request: Request) -> Response:
+        """The running shadow (or the last one) next to the active model on the same requests."""
+        deployment = ShadowDeployment.objects.select_related("model_version").first()
+        if deployment is None:
+            raise NotFound("No shadow has been run.")
+        return Response(ShadowReportSerializer(shadow_report(deployment=deployment)).data)
+
+    @extend_schema(request=None, responses=ShadowReportSerializer)
+    @action(detail=False, methods=["post"], url_path="shadow/stop")
+    def stop_shadow(self, request: Request) -> Response:
+        """Stop the running shadow."""
+        try:
+            deployment = shadow_stop(actor=actor_for_request(request))
+        except PromotionRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(ShadowReportSerializer(shadow_report(deployment=deployment)).data)
+
     @extend_schema(request=ABTestStartSerializer, responses={201: ABTestReportSerializer})
     @action(detail=True, methods=["post"], url_path="ab-test")
     def start_ab_test(self, request: Request, version: str | None = None) -> Response:
@@ -144,3 +215,45 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         actor = actor_for_request(request)
         result = train_model.delay(**body.validated_data, requested_by_user_id=actor.user_id)
         return Response({"task_id": result.id}, status=status.HTTP_202_ACCEPTED)
+
+
+class RetrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Retraining runs: why each ran, the candidate, both models' figures on the same rows, the decision."""
+
+    queryset = RetrainingRun.objects.select_related("active_version", "candidate_version").order_by(
+        "-created_at", "-pk"
+    )
+
+    def required_scope(self, request: Request) -> str:
+        return "customers:read"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = self.queryset
+        if self.action == "retrieve":
+            qs = qs.prefetch_related(
+                Prefetch("evaluations", queryset=TriggerEvaluation.objects.select_related("model_version"))
+            )
+        for name in ("status", "trigger", "decision"):
+            if value := self.request.query_params.get(name):
+                qs = qs.filter(**{name: value})
+        return qs
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return RetrainingRunDetailSerializer if self.action == "retrieve" else RetrainingRunSerializer
+
+
+class TriggerEvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every trigger check with its value, threshold, p-value, evidence and decision."""
+
+    queryset = TriggerEvaluation.objects.select_related("model_version").order_by("-created_at", "-pk")
+    serializer_class = TriggerEvaluationSerializer
+
+    def required_scope(self, request: Request) -> str:
+        return "customers:read"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = self.queryset
+        for name in ("kind", "decision"):
+            if value := self.request.query_params.get(name):
+                qs = qs.filter(**{name: value})
+        return qs

@@ -110,3 +110,55 @@ def test_model_reference_includes_prediction_drift(model, telco_columns) -> None
     probabilities = model.scorer.predict_proba(telco_columns)
     stability = population_stability(model.reference, {"churn_probability": probabilities})
     assert stability["churn_probability"] < 0.05
+
+
+# --- thresholds that hold at any sample size (issue 12, point 7) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def train_reference(telco, telco_columns):
+    from churn_ml.training import split_indices
+
+    frame, labels = telco
+    train_rows, _ = split_indices(len(frame), labels, 42)
+    return build_reference({k: v[train_rows] for k, v in telco_columns.items()})
+
+
+@pytest.mark.parametrize(("n", "trials"), [(100, 100), (1_000, 100), (100_000, 20)])
+def test_undrifted_samples_raise_no_alarm_in_95_percent_of_trials_at_any_size(
+    train_reference, telco_columns, n, trials
+) -> None:
+    from churn_ml.drift import drift_test
+
+    rng = np.random.default_rng(n)
+    rows = len(telco_columns["customer_id"])
+    alarms = 0
+    for trial in range(trials):
+        sample = {k: v[rng.integers(0, rows, n)] for k, v in telco_columns.items()}
+        alarms += bool(drift_test(train_reference, sample, seed=trial).drifted)
+    assert alarms <= 0.05 * trials
+
+
+@pytest.mark.parametrize("n", [1_000, 100_000])
+def test_monthly_charges_20_percent_higher_is_detected_from_1000_rows(train_reference, telco_columns, n) -> None:
+    from churn_ml.drift import drift_test
+
+    rng = np.random.default_rng(n + 1)
+    rows = len(telco_columns["customer_id"])
+    for trial in range(5):
+        sample = {k: v[rng.integers(0, rows, n)] for k, v in telco_columns.items()}
+        sample["monthly_charges"] = sample["monthly_charges"] * 1.2
+        result = drift_test(train_reference, sample, seed=trial)
+        assert "monthly_charges" in result.drifted
+        assert result.p_values["monthly_charges"] < 0.01
+        assert result.psi["monthly_charges"] > result.thresholds["monthly_charges"]
+
+
+def test_the_threshold_shrinks_with_the_sample_size(train_reference, telco_columns) -> None:
+    from churn_ml.drift import drift_test
+
+    small = drift_test(train_reference, {k: v[:100] for k, v in telco_columns.items()})
+    large = drift_test(train_reference, telco_columns)
+    assert large.thresholds["tenure_months"] < small.thresholds["tenure_months"] / 5
+    # A fixed 0.2 would sit far above the large sample's threshold and below the small one's noise.
+    assert large.thresholds["tenure_months"] < 0.2

@@ -86,8 +86,10 @@ def test_drifted_data_triggers_a_retraining_that_stays_testing_under_the_default
     # then drift fired, with its value, threshold and the fields that moved, and the rest had no data
     drift = evaluations[TriggerKind.DRIFT]
     assert drift.decision == TriggerDecision.TRIGGERED
-    assert drift.threshold == 0.2
-    assert drift.value > 0.2
+    worst = drift.details["worst"]
+    assert drift.threshold == drift.details["thresholds"][worst]
+    assert drift.value == drift.details["psi"][worst] > drift.threshold
+    assert drift.p_value < 0.01
     assert drift.sample_size == 600
     assert {"tenure_months", "contract_type"} <= set(drift.details["drifted"])
     assert drift.model_version == active_version
@@ -122,7 +124,9 @@ def test_the_if_better_policy_promotes_a_candidate_that_beats_the_active_model_o
     assert active == run.candidate_version
     assert active.previous_active == active_version
     promoted = AuditLogEntry.objects.get(action="model.promote", object_id=active.version)
-    assert promoted.details["forced"] is True
+    # The registry's gate compares on the same rows too now, so the policy no longer forces.
+    assert promoted.details["forced"] is False
+    assert promoted.details["comparison"]["decision"] == "pass"
     assert "policy if_better" in promoted.details["reason"]
 
 
@@ -149,8 +153,13 @@ def test_data_like_the_training_data_triggers_nothing(
     with django_capture_on_commit_callbacks(execute=True):
         batch_job_create(scope="all")  # the active model's recent predictions
     evaluations = evaluations_by_kind(retraining_triggers_evaluate())
-    assert evaluations[TriggerKind.DRIFT].decision == TriggerDecision.OK
-    assert evaluations[TriggerKind.DRIFT].value < 0.1
+    drift = evaluations[TriggerKind.DRIFT]
+    assert drift.decision == TriggerDecision.OK
+    assert drift.value < 0.1
+    # The threshold is the sample-size-aware one, stored with its p-value and every field's.
+    assert drift.value <= drift.threshold
+    assert drift.p_value > 0.01
+    assert set(drift.details["thresholds"]) == set(drift.details["psi"])
     confidence = evaluations[TriggerKind.CONFIDENCE]
     assert (confidence.decision, confidence.threshold, confidence.sample_size) == (TriggerDecision.OK, 0.7, 400)
     assert 0.7 < confidence.value < 1.0

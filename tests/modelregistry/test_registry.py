@@ -50,10 +50,10 @@ def test_the_database_refuses_two_active_versions(register_model):
         other.save()
 
 
-def test_promotion_refuses_a_clearly_worse_candidate_and_records_why(register_model):
+def test_promotion_refuses_a_clearly_worse_candidate_and_records_why(register_model, weak_model):
     active = register_model(activate=True, roc_auc=0.85)
-    worse = register_model(activate=False, roc_auc=0.835)
-    with pytest.raises(PromotionRefused, match=r"more than 0\.01 below"):
+    worse = register_model(activate=False, roc_auc=0.835, trained=weak_model)
+    with pytest.raises(PromotionRefused, match=r"significantly below the active model's"):
         model_promote(version=worse.version, actor=SYSTEM)
     active.refresh_from_db()
     assert active.status == ModelStatus.ACTIVE
@@ -61,7 +61,7 @@ def test_promotion_refuses_a_clearly_worse_candidate_and_records_why(register_mo
     assert ModelEvent.objects.filter(model_version=worse, kind="promotion_refused").exists()
 
 
-def test_slightly_worse_candidate_within_tolerance_is_promoted(register_model):
+def test_a_candidate_no_worse_on_the_same_rows_is_promoted_whatever_its_own_figure(register_model):
     register_model(activate=True, roc_auc=0.85)
     close = register_model(activate=False, roc_auc=0.8405)
     assert model_promote(version=close.version, actor=SYSTEM).status == ModelStatus.ACTIVE
