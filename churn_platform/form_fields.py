@@ -31,6 +31,15 @@ class LinesListField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         if isinstance(value, list):
             return [str(item) for item in value]
+        if (value or "").strip().startswith("["):
+            # A JSON list is accepted too (what the field showed before, and what scripts send).
+            try:
+                loaded = json.loads(value)
+            except ValueError as exc:
+                raise forms.ValidationError(f"Not valid JSON: {exc}.") from None
+            if not isinstance(loaded, list):
+                raise forms.ValidationError("Expected a list of texts.")
+            value = "\n".join(str(item) for item in loaded)
         items = [line.strip() for line in (value or "").splitlines() if line.strip()]
         if self.max_items is not None and len(items) > self.max_items:
             raise forms.ValidationError(f"At most {self.max_items} lines.")

@@ -34,6 +34,12 @@ from tests.customers.ingestion.test_sources import MAPPING, pg_insert, pg_source
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _loopback_sources(settings):  # type: ignore[no-untyped-def]
+    """The test's sources (PostgreSQL, Redis) listen on 127.0.0.1: allow it, as an operator would."""
+    settings.DATA_SOURCE_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 @pytest.fixture
 def follow_up(department):  # type: ignore[no-untyped-def]
     """A treatment follow-up of an active campaign for customer OC-1, enrolled an hour ago."""
