@@ -16,9 +16,10 @@ SCOPE_CHOICES = [
     ("ingestion:write", "Upload files and run data sources"),
     ("campaigns:write", "Run retention campaigns"),
     ("models:manage", "Train, promote and roll back models"),
+    ("keys:manage", "List and revoke the department's API keys"),
 ]
 ALL_SCOPES = frozenset(code for code, _ in SCOPE_CHOICES)
-DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - {"models:manage"})
+DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - {"models:manage", "keys:manage"})
 
 
 def validate_ip_allowlist(value: list[str]) -> None:

@@ -65,10 +65,14 @@ class WhoAmIView(APIView):
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The caller's department's API keys (metadata only: secrets are never readable)."""
+    """The caller's department's API keys (metadata only: secrets are never readable).
+
+    Reading and revoking keys is key management: it needs the dedicated ``keys:manage`` scope,
+    so that a key with data scopes (customers:write, ...) cannot revoke its department's keys.
+    """
 
     serializer_class = ApiKeySerializer
-    required_scopes = {"GET": "customers:read", "POST": "customers:write"}
+    required_scopes = {"GET": "keys:manage", "POST": "keys:manage"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return api_key_list(actor=actor_for_request(self.request))
