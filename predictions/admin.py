@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -29,6 +30,7 @@ from predictions.models import (
     RiskTierAction,
 )
 from predictions.operations import status_report
+from predictions.selectors import batch_job_list
 from predictions.services import forget_tier_actions
 
 
@@ -112,6 +114,10 @@ class BatchJobAdmin(admin.ModelAdmin):
                        "risk_increased", "results", "requested_by", "started_at", "finished_at", "duration_seconds",
                        "details", "error", "created_at", "updated_at")
     fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
+        # An operator of a department sees its jobs; superusers see all (issue 11, finding 1).
+        return batch_job_list(actor=_actor(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs start from the "Start full scoring" button or the API

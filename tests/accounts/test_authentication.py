@@ -234,7 +234,7 @@ def test_revoke_own_key_through_the_api(department):
 
 def test_key_management_needs_the_keys_manage_scope(department):
     """Issue 11 finding 4: a key with customers:write revoked its department's models:manage key."""
-    writer, writer_plain = api_key_create(department=department, name="writer", scopes=["customers:write"])
+    _writer, writer_plain = api_key_create(department=department, name="writer", scopes=["customers:write"])
     target, target_plain = api_key_create(department=department, name="trainer", scopes=["models:manage"])
     refused = _client(writer_plain).post(f"/api/v1/api-keys/{target.pk}/revoke/", {}, format="json")
     assert refused.status_code == 403
