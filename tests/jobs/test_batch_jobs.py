@@ -573,3 +573,24 @@ def test_a_user_without_a_department_sees_no_departments_jobs(
     loner.force_authenticate(UserFactory(username="loner"))
     assert loner.get(URL).json()["results"] == []
     assert loner.get(f"{URL}{job_id}/").status_code == 404
+
+
+def test_results_csv_neutralises_formula_like_ids_but_keeps_numbers(
+    active_version, api_key, key_client, django_capture_on_commit_callbacks
+):
+    """Issue 11 finding 7: job results wrote cells starting with - (and =, +, @) raw."""
+    lines = [TELCO_HEADER, TELCO_ROW.format(id="-2-3", tenure=3, total=256.5),
+             TELCO_ROW.format(id="-12.5", tenure=4, total=342), TELCO_ROW.format(id="@A1", tenure=5, total=427.5)]
+    upload = SimpleUploadedFile("formulas.csv", "\n".join(lines).encode())
+    job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.FILE, upload=upload,
+                  actor=key_actor(api_key))
+    if job.failed:  # "@A1" is not a valid id: only what was scored is in the results
+        assert job.scored == 2
+    from_file = results_csv(key_client, job.pk)
+    job.output_file = ""
+    job.save(update_fields=["output_file"])
+    streamed = results_csv(key_client, job.pk)
+    for rows in (from_file, streamed):
+        ids = sorted(r["customer_id"] for r in rows)
+        assert ids == ["'-2-3", "-12.5"]
+        assert all(r["churn_probability"][0] not in "=+-@" for r in rows)
