@@ -158,6 +158,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             api_key_id=record["id"],
             api_key_name=record["name"],
             department_id=record["department_id"],
+            department_name=record["department_name"],
             scopes=caller.scopes,
             ip=ip,
             request_id=getattr(request, "request_id", None),

@@ -31,6 +31,7 @@ class Actor:
     api_key_name: str = ""
     department_id: int | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    department_name: str = ""
     ip: str | None = None
     request_id: str | None = None
     is_superuser: bool = False
@@ -65,6 +66,7 @@ def actor_for_user(user: AbstractBaseUser, *, ip: str | None = None, request_id:
     return Actor(
         user=user,
         department_id=membership.department_id if membership is not None else None,
+        department_name=membership.department.name if membership is not None else "",
         scopes=user_scopes(user),
         ip=ip,
         request_id=request_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -347,8 +347,11 @@ class EnrolResult:
     already_enrolled: int
     in_other_campaign: int
     over_limit: int
+    # Customers are a company-wide registry: a customer held by another active campaign is named
+    # by that campaign's department, {department name: customers}, so a refusal explains itself.
+    in_other_campaign_by_department: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -381,6 +384,20 @@ def _accumulate_projection(before: dict[str, Any], now_: dict[str, Any], at: dat
 
 
 @transaction.atomic
+def _holding_departments(campaign: RetentionCampaign, customer_pks: list[int]) -> dict[str, int]:
+    """{department name: customers} of the other active campaigns holding these customers."""
+    if not customer_pks:
+        return {}
+    rows = (
+        CampaignTarget.objects.filter(customer_id__in=customer_pks, in_active_campaign=True)
+        .exclude(campaign=campaign)
+        .values_list("campaign__department__name")
+        .annotate(n=Count("pk"))
+        .order_by("campaign__department__name")
+    )
+    return dict(rows)
+
+
 def campaign_enrol(
     *,
     campaign_id: int,
@@ -441,6 +458,11 @@ def campaign_enrol(
     )
     enrolled = sum(counts.values())
     elsewhere += len(targets) - enrolled
+    held_by = (
+        _holding_departments(campaign, [c.customer_pk for c in candidates if c.customer_pk not in own])
+        if elsewhere
+        else {}
+    )
     now = timezone.now()
     changed = ["enrolled_at", "updated_at", "projection"]
     campaign.enrolled_at = now
@@ -458,6 +480,7 @@ def campaign_enrol(
         already_enrolled=already,
         in_other_campaign=elsewhere,
         over_limit=over_limit,
+        in_other_campaign_by_department=held_by,
     )
     audit_record(
         actor=actor,
