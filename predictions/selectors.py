@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from accounts.selectors import department_scoped
 from accounts.services import Actor
 from customers.models import Customer
 from predictions.models import BatchJob, Prediction
@@ -32,9 +33,7 @@ def prediction_latest_for_customer(*, customer: Customer) -> Prediction | None:
 def batch_job_list(*, actor: Actor) -> QuerySet[BatchJob]:
     """The jobs the actor may see: its department's; superusers see every job."""
     jobs = BatchJob.objects.select_related("model_version").order_by("-created_at", "-pk")
-    if actor.is_superuser:
-        return jobs
-    return jobs.filter(department_id=actor.department_id) if actor.department_id is not None else jobs.none()
+    return department_scoped(jobs, actor=actor)
 
 
 def risk_increases(*, job: BatchJob | None = None, since: datetime | None = None) -> QuerySet[Prediction]:

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.api.serializers import PublicActorLabelField
 from modelregistry.models import ModelEvent, ModelVersion
 
 
 class ModelEventSerializer(serializers.ModelSerializer):
+    # The registry is company-wide: every department reads these (issue 11, finding 8).
+    actor_label = PublicActorLabelField()
+
     class Meta:
         model = ModelEvent
         fields = ("kind", "actor_label", "details", "created_at")
@@ -14,6 +18,8 @@ class ModelEventSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     previous_active = serializers.CharField(source="previous_active.version", default=None)
+    trained_by = PublicActorLabelField()
+    promoted_by = PublicActorLabelField()
 
     class Meta:
         model = ModelVersion

@@ -262,3 +262,22 @@ def test_create_api_key_command_prints_a_working_key_last(capsys, db):
     assert plaintext.startswith("chp_")
     assert _client(plaintext).get(CUSTOMERS).status_code == 200
     assert AuditLogEntry.objects.filter(action="api_key.create", department__name="analytics").exists()
+
+
+def test_a_user_without_a_department_reads_no_department_less_audit_entries(db):
+    """Issue 11 finding 8: a JWT user with no department read every failed login (username, IP)."""
+    from tests.factories import UserFactory
+
+    loner = UserFactory(username="loner")
+    APIClient(REMOTE_ADDR="203.0.113.9").post(
+        "/api/v1/auth/token/", {"username": "nobody", "password": "guessed-wrong"}, format="json"
+    )
+    failed = AuditLogEntry.objects.get(action="auth.login", outcome="denied")
+    assert failed.department_id is None
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(loner)}")
+    assert client.get("/api/v1/audit-log/").json()["results"] == []
+    assert client.get(f"/api/v1/audit-log/{failed.pk}/").status_code == 404
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(root)}")
+    assert failed.pk in {e["id"] for e in client.get("/api/v1/audit-log/").json()["results"]}
