@@ -6,7 +6,6 @@ path costs one cache read instead of a database query; revocation deletes the ca
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from accounts.models import ApiKey
 from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
+from churn_platform.client_address import address_in, client_address
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
@@ -64,13 +64,8 @@ class ApiKeyCaller:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The caller's address; X-Forwarded-For is trusted only behind the configured proxies."""
-    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if hops:
-        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR")
+    """The caller's address; X-Forwarded-For is trusted only behind TRUSTED_PROXY_COUNT proxies."""
+    return client_address(request.META)
 
 
 def _key_record(prefix: str, cached: Any = None) -> dict[str, Any] | None:
@@ -99,15 +94,7 @@ def _key_record(prefix: str, cached: Any = None) -> dict[str, Any] | None:
 
 
 def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
-    if not allowlist:
-        return True
-    if ip is None:
-        return False
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in allowlist)
+    return not allowlist or address_in(ip, allowlist)
 
 
 class ApiKeyAuthentication(BaseAuthentication):

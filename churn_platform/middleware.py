@@ -62,3 +62,18 @@ class ApiErrorMiddleware:
         if isinstance(exception, RequestDataTooBig) and wants_json(request):
             return json_error(413, "too_large", "The request body is larger than the server accepts.")
         return None
+
+
+class ApiNoStoreMiddleware:
+    """Every answer under /api/ carries ``Cache-Control: no-store``: customer data, scores and
+    keys' metadata must not be kept by a browser, a proxy or a shared cache (issue 11, finding 8).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith("/api/"):
+            response["Cache-Control"] = "no-store"
+        return response

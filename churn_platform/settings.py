@@ -8,6 +8,9 @@ DJANGO_ENV=production turns on the secure settings and refuses to start without 
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,16 +31,35 @@ if DJANGO_ENV not in {"development", "production", "test"}:
     raise ImproperlyConfigured(f"DJANGO_ENV must be development, production or test; got {DJANGO_ENV!r}")
 PRODUCTION = DJANGO_ENV == "production"
 
-# Refused in production (below); only development and tests run with it.
-DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production-0123456789"  # noqa: S105
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 VAR_DIR = Path(env.str("CHURN_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite, uploads and model artifacts of a fresh checkout
 
+
+def _checkout_secret_key(path: Path) -> str:
+    """Development and tests: a random key made once per checkout, kept in var/ (gitignored).
+
+    A key written in the source would let anyone who read it forge sessions and JWTs of every
+    development instance. Created exclusively, so processes starting together share one key.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        key = secrets.token_urlsafe(64)
+        out.write(key + "\n")
+    return key
+
+
+# Production refuses to start without a real key (below); elsewhere an unset key is made per checkout.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
+    "" if PRODUCTION else _checkout_secret_key(VAR_DIR / "development-secret-key")
+)
+DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+
 if PRODUCTION:
-    if SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50:
+    if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a random value of 50+ characters in production")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the served host names in production")
@@ -74,6 +96,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "churn_platform.middleware.RequestIdMiddleware",
+    "churn_platform.middleware.ApiNoStoreMiddleware",
     "churn_platform.observability.ApiMetricsMiddleware",
     "churn_platform.observability.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -225,6 +248,16 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=10)
 LOGIN_REDIRECT_URL = "/staff/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- CLIENT ADDRESSES, LOGIN ABUSE AND HARDENING (issue 11) --------------------------------
+
+# Reverse proxies in front of the app that append to X-Forwarded-For (the Kubernetes ingress
+# controller is 1). The client address for lock-outs, rate limits, key and metrics allowlists is
+# the TRUSTED_PROXY_COUNT-th entry from the right; 0 ignores the header. Never set it higher than
+# the proxies really there, or clients choose their own address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -436,8 +469,19 @@ LOGGING = {
 
 # --- OBSERVABILITY --------------------------------------------------------------------------
 
-# When set, /metrics answers only scrapes that send "Authorization: Bearer <token>".
+# When set, /metrics (web and worker) answers only scrapes that send "Authorization: Bearer <token>".
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Networks /metrics (web and worker) is served to, by the client address rule (TRUSTED_PROXY_COUNT).
+# The default is loopback and the private ranges a cluster's or compose network's Prometheus uses.
+METRICS_ALLOWED_NETWORKS = env.list(
+    "METRICS_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network") from _exc
 # prometheus_client fails at the first metric when its multiprocess directory is missing (a fresh
 # emptyDir mount, a one-off management command); settings load before any metric is created.
 if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):

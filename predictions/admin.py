@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from accounts.authentication import client_ip
 from accounts.services import Actor, actor_for_user
 from modelregistry.loader import ModelUnavailable
 from predictions.jobs import (
@@ -79,7 +80,7 @@ class PredictionAdmin(admin.ModelAdmin):
 
 def _actor(request: HttpRequest) -> Actor:
     return actor_for_user(
-        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
+        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
     )
 
 
