@@ -104,7 +104,8 @@ def test_worker_metrics_follow_the_same_rule():
 
 
 def test_worker_metrics_listen_on_loopback_unless_configured(monkeypatch):
-    from churn_platform import celery as worker, worker_http
+    from churn_platform import celery as worker
+    from churn_platform import worker_http
 
     bound: list[str] = []
     monkeypatch.setattr(worker_http, "serve", lambda *a, address, port: bound.append(address))
