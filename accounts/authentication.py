@@ -20,6 +20,7 @@ from rest_framework.authentication import BaseAuthentication
 from accounts.models import ApiKey
 from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
 from churn_platform.client_address import address_in, client_address
+from churn_platform.metrics import API_KEY_FAILURE_THROTTLED
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
@@ -97,6 +98,38 @@ def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
     return not allowlist or address_in(ip, allowlist)
 
 
+# --- failed keys, counted per address (issue 11, finding 2) -----------------------------------
+
+
+def _key_failure_counter(ip: str | None, window: int) -> str:
+    return f"keyfail:{ip}:{window}"
+
+
+def _refuse_if_address_blocked(ip: str | None) -> None:
+    """429 while this minute's failed keys from the address are past API_KEY_MAX_FAILURES_PER_MINUTE."""
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    try:
+        failures = cache.get(_key_failure_counter(ip, window), 0)
+    except Exception:  # no cache: keys are still verified, failures are not counted
+        logger.warning("Cache unavailable for counting failed API keys", exc_info=True)
+        return
+    if failures >= settings.API_KEY_MAX_FAILURES_PER_MINUTE:
+        API_KEY_FAILURE_THROTTLED.inc()
+        raise exceptions.Throttled(
+            wait=(window + 1) * WINDOW_SECONDS - now, detail="Too many failed API keys from your address."
+        )
+
+
+def _count_key_failure(ip: str | None) -> None:
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    try:
+        cache.incr_with_expiry(_key_failure_counter(ip, window), WINDOW_SECONDS * 2)
+    except Exception:
+        logger.warning("Cache unavailable for counting failed API keys", exc_info=True)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     header = "HTTP_X_API_KEY"
 
@@ -104,6 +137,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = request.META.get(self.header)
         if raw is None:
             return None
+        ip = client_ip(request)
+        _refuse_if_address_blocked(ip)
+        try:
+            return self._verify(request, raw)
+        except exceptions.AuthenticationFailed:
+            _count_key_failure(ip)
+            raise
+
+    def _verify(self, request: Any, raw: str) -> tuple[ApiKeyCaller, Actor]:
         parts = split_key(raw)
         window = count = None
         record = None

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -110,6 +111,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "churn_platform.middleware.ApiErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a lock-out found during authentication into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "churn_platform.urls"
@@ -244,8 +247,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-# Failed staff sign-ins from one address before it is locked out for 15 minutes.
+# One sign-in lock-out policy for /admin/login/, /accounts/login/ and POST /api/v1/auth/token/
+# (django-axes; accounts.login_policy): LOGIN_MAX_FAILURES failed sign-ins for one account from
+# one address, or from one address for any accounts, lock that out for LOGIN_LOCKOUT_MINUTES;
+# each attempt while locked out starts the wait again. Answered 429 with Retry-After, audited.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=10)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = "accounts.login_policy.failure_limit"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.login_policy.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.login_policy.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Failed API-key authentications per address and minute before the address is answered 429
+# (with Retry-After) until the minute is over; counted in the shared cache.
+API_KEY_MAX_FAILURES_PER_MINUTE = env.int("API_KEY_MAX_FAILURES_PER_MINUTE", default=30)
 LOGIN_REDIRECT_URL = "/staff/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 

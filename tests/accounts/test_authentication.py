@@ -157,7 +157,7 @@ def test_failed_login_is_401_and_audited(user):
     response = _login(password="wrong")
     assert response.status_code == 401
     entry = AuditLogEntry.objects.get(action="auth.login", outcome="denied")
-    assert entry.details == {"username": "alice"}
+    assert entry.details == {"via": "token", "username": "alice", "reason": "wrong credentials"}
 
 
 def test_expired_jwt_is_401(user):
