@@ -34,7 +34,7 @@ from campaigns.models import (
     TargetNote,
     TargetOutcome,
 )
-from campaigns.selectors import assignable_users, campaign_audience, projection_as_dict
+from campaigns.selectors import assignable_users, campaign_audience, campaign_candidates, projection_as_dict
 from churn_ml.schema import ENUM_FIELDS
 from customers.models import Outcome
 from predictions.models import RiskLevel
@@ -383,7 +383,6 @@ def _accumulate_projection(before: dict[str, Any], now_: dict[str, Any], at: dat
     return merged
 
 
-@transaction.atomic
 def _holding_departments(campaign: RetentionCampaign, customer_pks: list[int]) -> dict[str, int]:
     """{department name: customers} of the other active campaigns holding these customers."""
     if not customer_pks:
@@ -398,6 +397,7 @@ def _holding_departments(campaign: RetentionCampaign, customer_pks: list[int]) -
     return dict(rows)
 
 
+@transaction.atomic
 def campaign_enrol(
     *,
     campaign_id: int,
@@ -459,7 +459,7 @@ def campaign_enrol(
     enrolled = sum(counts.values())
     elsewhere += len(targets) - enrolled
     held_by = (
-        _holding_departments(campaign, [c.customer_pk for c in candidates if c.customer_pk not in own])
+        _holding_departments(campaign, [c.customer_pk for c in campaign_candidates(campaign=campaign)])
         if elsewhere
         else {}
     )
