@@ -97,6 +97,10 @@ def test_behind_the_ingress_lock_outs_follow_the_client_not_the_proxy(user):
     for _ in range(5):
         APIClient(REMOTE_ADDR="10.0.0.2").post("/api/v1/auth/token/", {"username": "alice", "password": "wrong"},
                                                format="json", HTTP_X_FORWARDED_FOR="203.0.113.50")
+    locked = APIClient(REMOTE_ADDR="10.0.0.2").post(
+        "/api/v1/auth/token/", {"username": "alice", "password": RIGHT}, format="json",
+        HTTP_X_FORWARDED_FOR="203.0.113.50")
+    assert locked.status_code == 429
     other_client = APIClient(REMOTE_ADDR="10.0.0.2").post(
         "/api/v1/auth/token/", {"username": "alice", "password": RIGHT}, format="json",
         HTTP_X_FORWARDED_FOR="203.0.113.51")
