@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
@@ -110,3 +111,17 @@ def on_admin_login_failed(sender: Any, credentials: Any = None, request: Any = N
 def on_admin_logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
     if request is not None and sign_in_path(request) == "admin" and user is not None:
         audit_sign_in(request, user.get_username(), ok=True)
+
+
+class LoginPolicyBackend(AxesStandaloneBackend):
+    """axes' lock-out check, for sign-ins that come with a request (the three web sign-ins).
+
+    An authenticate() call without a request (the test client's login(), a shell) has no address
+    to count or lock; axes would raise for it, so it is passed on to the next backend unchecked.
+    """
+
+    def authenticate(self, request: Any, username: str | None = None, password: str | None = None,
+                     **kwargs: Any) -> Any:
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

@@ -256,7 +256,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=10)
 LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accounts.login_policy.LoginPolicyBackend",  # django-axes' check, skipped only without a request
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = "accounts.login_policy.failure_limit"
