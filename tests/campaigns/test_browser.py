@@ -126,7 +126,7 @@ def test_staff_member_runs_a_campaign_from_enrolment_to_measured_effect(browser,
     card.locator("select[name=outcome]").select_option("retained")
     card.locator("textarea[name=note]").fill("Accepted 15% on the phone.")
     url_before = page.url
-    card.locator("button[type=submit]").click()
+    card.locator("button.primary[type=submit]").click()  # the Save button, not a playbook step's Done
     updated = page.locator(f"#target-{target_id}")
     updated.locator("text=Saved.").wait_for()
     assert updated.locator("[data-role=status]").inner_text() == "Offer accepted"
