@@ -11,6 +11,7 @@ from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from accounts.authentication import client_ip
 from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, SCOPE_CHOICES, ApiKey, AuditLogEntry, Department, Membership
 from accounts.services import (
     StaffMemberError,
@@ -24,7 +25,7 @@ from accounts.services import (
 
 def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
     return actor_for_user(
-        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
+        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
     )
 
 

@@ -6,7 +6,6 @@ path costs one cache read instead of a database query; revocation deletes the ca
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from rest_framework.authentication import BaseAuthentication
 
 from accounts.models import ApiKey
 from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
+from churn_platform.client_address import address_in, client_address
+from churn_platform.metrics import API_KEY_FAILURE_THROTTLED
 from churn_platform.outages import cache_call
 
 logger = logging.getLogger(__name__)
@@ -65,13 +66,8 @@ class ApiKeyCaller:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The caller's address; X-Forwarded-For is trusted only behind the configured proxies."""
-    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    if hops:
-        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR")
+    """The caller's address; X-Forwarded-For is trusted only behind TRUSTED_PROXY_COUNT proxies."""
+    return client_address(request.META)
 
 
 def _key_record(prefix: str, cached: Any = None) -> dict[str, Any] | None:
@@ -101,15 +97,39 @@ def _key_record(prefix: str, cached: Any = None) -> dict[str, Any] | None:
 
 
 def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
-    if not allowlist:
-        return True
-    if ip is None:
-        return False
+    return not allowlist or address_in(ip, allowlist)
+
+
+# --- failed keys, counted per address (issue 11, finding 2) -----------------------------------
+
+
+def _key_failure_counter(ip: str | None, window: int) -> str:
+    return f"keyfail:{ip}:{window}"
+
+
+def _refuse_if_address_blocked(ip: str | None) -> None:
+    """429 while this minute's failed keys from the address are past API_KEY_MAX_FAILURES_PER_MINUTE."""
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
     try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in allowlist)
+        failures = cache.get(_key_failure_counter(ip, window), 0)
+    except Exception:  # no cache: keys are still verified, failures are not counted
+        logger.warning("Cache unavailable for counting failed API keys", exc_info=True)
+        return
+    if failures >= settings.API_KEY_MAX_FAILURES_PER_MINUTE:
+        API_KEY_FAILURE_THROTTLED.inc()
+        raise exceptions.Throttled(
+            wait=(window + 1) * WINDOW_SECONDS - now, detail="Too many failed API keys from your address."
+        )
+
+
+def _count_key_failure(ip: str | None) -> None:
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    try:
+        cache.incr_with_expiry(_key_failure_counter(ip, window), WINDOW_SECONDS * 2)
+    except Exception:
+        logger.warning("Cache unavailable for counting failed API keys", exc_info=True)
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -119,6 +139,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = request.META.get(self.header)
         if raw is None:
             return None
+        ip = client_ip(request)
+        _refuse_if_address_blocked(ip)
+        try:
+            return self._verify(request, raw)
+        except exceptions.AuthenticationFailed:
+            _count_key_failure(ip)
+            raise
+
+    def _verify(self, request: Any, raw: str) -> tuple[ApiKeyCaller, Actor]:
         parts = split_key(raw)
         window = count = None
         record = None
@@ -160,6 +189,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             api_key_id=record["id"],
             api_key_name=record["name"],
             department_id=record["department_id"],
+            department_name=record["department_name"],
             scopes=caller.scopes,
             ip=ip,
             request_id=getattr(request, "request_id", None),

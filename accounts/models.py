@@ -18,10 +18,11 @@ SCOPE_CHOICES = [
     ("models:manage", "Train, promote and roll back models"),
     ("tiers:manage", "Read and edit the risk tiers' recommendations and offers"),
     ("customers:erase", "Erase a customer's personal data (DELETE customers/{id}/)"),
+    ("keys:manage", "List and revoke the department's API keys"),
 ]
 ALL_SCOPES = frozenset(code for code, _ in SCOPE_CHOICES)
 # Scopes a new key gets only when asked for by name.
-NON_DEFAULT_SCOPES = frozenset({"models:manage", "tiers:manage", "customers:erase"})
+NON_DEFAULT_SCOPES = frozenset({"models:manage", "tiers:manage", "customers:erase", "keys:manage"})
 DEFAULT_KEY_SCOPES = sorted(ALL_SCOPES - NON_DEFAULT_SCOPES)
 
 

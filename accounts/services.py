@@ -31,6 +31,7 @@ class Actor:
     api_key_name: str = ""
     department_id: int | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    department_name: str = ""
     ip: str | None = None
     request_id: str | None = None
     is_superuser: bool = False
@@ -54,6 +55,17 @@ class Actor:
 SYSTEM = Actor(scopes=ALL_SCOPES, is_superuser=True)
 
 
+def public_actor_label(label: str) -> str:
+    """An actor label fit for company-wide answers (outcomes, the model registry): the kind only.
+
+    ``api-key:<name>#<id>`` becomes ``api-key`` and ``user:<username>`` becomes ``user``, so that
+    key labels, user names and internal ids never reach another department; the full label stays
+    in the department's audit log and the admin. Labels that name a source or "system" are kept.
+    """
+    kind, sep, _rest = label.partition(":")
+    return kind if sep and kind in {"api-key", "user"} else label
+
+
 def user_scopes(user: AbstractBaseUser) -> frozenset[str]:
     if getattr(user, "is_superuser", False) or getattr(user, "is_staff", False):
         return ALL_SCOPES
@@ -65,6 +77,7 @@ def actor_for_user(user: AbstractBaseUser, *, ip: str | None = None, request_id:
     return Actor(
         user=user,
         department_id=membership.department_id if membership is not None else None,
+        department_name=membership.department.name if membership is not None else "",
         scopes=user_scopes(user),
         ip=ip,
         request_id=request_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -34,7 +34,7 @@ from campaigns.models import (
     TargetNote,
     TargetOutcome,
 )
-from campaigns.selectors import assignable_users, campaign_audience, projection_as_dict
+from campaigns.selectors import assignable_users, campaign_audience, campaign_candidates, projection_as_dict
 from churn_ml.schema import ENUM_FIELDS
 from customers.models import Outcome
 from predictions.models import RiskLevel
@@ -368,8 +368,11 @@ class EnrolResult:
     already_enrolled: int
     in_other_campaign: int
     over_limit: int
+    # Customers are a company-wide registry: a customer held by another active campaign is named
+    # by that campaign's department, {department name: customers}, so a refusal explains itself.
+    in_other_campaign_by_department: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -399,6 +402,20 @@ def _accumulate_projection(before: dict[str, Any], now_: dict[str, Any], at: dat
     merged["as_of"] = at.isoformat()
     merged["enrolments"] = int(before.get("enrolments", 0)) + (1 if now_["selected"] else 0)
     return merged
+
+
+def _holding_departments(campaign: RetentionCampaign, customer_pks: list[int]) -> dict[str, int]:
+    """{department name: customers} of the other active campaigns holding these customers."""
+    if not customer_pks:
+        return {}
+    rows = (
+        CampaignTarget.objects.filter(customer_id__in=customer_pks, in_active_campaign=True)
+        .exclude(campaign=campaign)
+        .values_list("campaign__department__name")
+        .annotate(n=Count("pk"))
+        .order_by("campaign__department__name")
+    )
+    return dict(rows)
 
 
 @transaction.atomic
@@ -462,6 +479,11 @@ def campaign_enrol(
     )
     enrolled = sum(counts.values())
     elsewhere += len(targets) - enrolled
+    held_by = (
+        _holding_departments(campaign, [c.customer_pk for c in campaign_candidates(campaign=campaign)])
+        if elsewhere
+        else {}
+    )
     now = timezone.now()
     changed = ["enrolled_at", "updated_at", "projection"]
     campaign.enrolled_at = now
@@ -479,6 +501,7 @@ def campaign_enrol(
         already_enrolled=already,
         in_other_campaign=elsewhere,
         over_limit=over_limit,
+        in_other_campaign_by_department=held_by,
     )
     audit_record(
         actor=actor,

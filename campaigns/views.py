@@ -623,7 +623,8 @@ def campaign_enrol_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
         if result.already_enrolled:
             skipped.append(f"{result.already_enrolled} already in this campaign")
         if result.in_other_campaign:
-            skipped.append(f"{result.in_other_campaign} in another active campaign")
+            held = ", ".join(f"{name}: {n}" for name, n in result.in_other_campaign_by_department.items())
+            skipped.append(f"{result.in_other_campaign} in another active campaign" + (f" ({held})" if held else ""))
         if result.over_limit:
             skipped.append(f"{result.over_limit} over the limit")
         messages.success(

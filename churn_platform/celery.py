@@ -156,7 +156,9 @@ def _serve_worker_http(sender: Any = None, **_: object) -> None:
         logger.warning(
             "PROMETHEUS_MULTIPROC_DIR is not set: task metrics of prefork children will be missing from :%s", port
         )
-    address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 - scraped from other hosts
+    # Loopback unless the deployment opens it (deploy/ sets 0.0.0.0 so Prometheus can scrape);
+    # /metrics also checks METRICS_ALLOWED_NETWORKS and METRICS_TOKEN, like the web /metrics.
+    address = os.environ.get("CELERY_METRICS_ADDRESS", "127.0.0.1")
     try:
         serve(app, scrape_registry(app_state=False), address=address, port=port)
     except OSError as exc:  # a second worker on the same host: it still works, unscraped

@@ -77,6 +77,13 @@ API_REQUESTS = Counter(
     "churn_api_requests_total", "API requests by calling department and key", ["department", "api_key", "status"]
 )
 AUTH_FAILURES = Counter("churn_auth_failures_total", "Rejected authentication attempts", ["reason"])
+# Login abuse (issue 11): lock-outs by sign-in path, and requests refused for failed API keys.
+LOGIN_LOCKOUTS = Counter(
+    "churn_login_lockouts_total", "Sign-ins refused by the lock-out policy (admin, staff, token)", ["via"]
+)
+API_KEY_FAILURE_THROTTLED = Counter(
+    "churn_api_key_failures_throttled_total", "Requests refused 429 after too many failed API keys from an address"
+)
 
 # churn_celery_queue_depth{queue} is computed at scrape time from the broker (churn_platform.collectors).
 CELERY_TASKS = Counter("churn_celery_tasks_total", "Celery tasks finished by outcome", ["task", "outcome"])

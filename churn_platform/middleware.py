@@ -174,3 +174,18 @@ class LoadSheddingMiddleware:
             response = HttpResponse(detail + "\n", status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = retry_after
         return response
+
+
+class ApiNoStoreMiddleware:
+    """Every answer under /api/ carries ``Cache-Control: no-store``: customer data, scores and
+    keys' metadata must not be kept by a browser, a proxy or a shared cache (issue 11, finding 8).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path.startswith("/api/"):
+            response["Cache-Control"] = "no-store"
+        return response

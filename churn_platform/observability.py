@@ -9,12 +9,10 @@ it also sees responses produced before a view (body too large, unknown URL).
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
@@ -22,6 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from churn_platform.client_address import metrics_refusal
 from churn_platform.metrics import API_REQUESTS, AUTH_FAILURES
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -132,15 +131,15 @@ class ProbeMiddleware:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition of every process's metrics plus the scrape-time ones.
 
-    When METRICS_TOKEN is set, the scrape must send it as a bearer token.
+    Served only to METRICS_ALLOWED_NETWORKS and, when METRICS_TOKEN is set, to scrapes sending it
+    as a bearer token (churn_platform.client_address.metrics_refusal).
     """
     from churn_platform.collectors import scrape_registry
 
-    token = getattr(settings, "METRICS_TOKEN", "")
-    if token:
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            response = HttpResponse("metrics need the scrape token\n", status=401, content_type="text/plain")
+    refused = metrics_refusal(request.META)
+    if refused is not None:
+        response = HttpResponse(refused[1], status=refused[0], content_type="text/plain")
+        if refused[0] == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-            return response
+        return response
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,9 @@ DJANGO_ENV=production turns on the secure settings and refuses to start without 
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,16 +31,35 @@ if DJANGO_ENV not in {"development", "production", "test"}:
     raise ImproperlyConfigured(f"DJANGO_ENV must be development, production or test; got {DJANGO_ENV!r}")
 PRODUCTION = DJANGO_ENV == "production"
 
-# Refused in production (below); only development and tests run with it.
-DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-key-never-use-in-production-0123456789"  # noqa: S105
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 VAR_DIR = Path(env.str("CHURN_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite, uploads and model artifacts of a fresh checkout
 
+
+def _checkout_secret_key(path: Path) -> str:
+    """Development and tests: a random key made once per checkout, kept in var/ (gitignored).
+
+    A key written in the source would let anyone who read it forge sessions and JWTs of every
+    development instance. Created exclusively, so processes starting together share one key.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        key = secrets.token_urlsafe(64)
+        out.write(key + "\n")
+    return key
+
+
+# Production refuses to start without a real key (below); elsewhere an unset key is made per checkout.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
+    "" if PRODUCTION else _checkout_secret_key(VAR_DIR / "development-secret-key")
+)
+DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION and DJANGO_ENV != "test")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+
 if PRODUCTION:
-    if SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50:
+    if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a random value of 50+ characters in production")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the served host names in production")
@@ -54,11 +76,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "csp",
     "corsheaders",
     "django_prometheus",
     "rest_framework",
     "django_filters",
     "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -76,9 +100,11 @@ MIDDLEWARE = [
     "churn_platform.middleware.RequestIdMiddleware",
     # Before any work: a request that waited too long in the queue is answered 503 at once.
     "churn_platform.middleware.LoadSheddingMiddleware",
+    "churn_platform.middleware.ApiNoStoreMiddleware",
     "churn_platform.observability.ApiMetricsMiddleware",
     "churn_platform.observability.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,6 +116,8 @@ MIDDLEWARE = [
     "churn_platform.middleware.ApiErrorMiddleware",
     "churn_platform.middleware.OutageMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a lock-out found during authentication into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "churn_platform.urls"
@@ -310,10 +338,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-# Failed staff sign-ins from one address before it is locked out for 15 minutes.
+# One sign-in lock-out policy for /admin/login/, /accounts/login/ and POST /api/v1/auth/token/
+# (django-axes; accounts.login_policy): LOGIN_MAX_FAILURES failed sign-ins for one account from
+# one address, or from one address for any accounts, lock that out for LOGIN_LOCKOUT_MINUTES;
+# each attempt while locked out starts the wait again. Answered 429 with Retry-After, audited.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=10)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AUTHENTICATION_BACKENDS = [
+    "accounts.login_policy.LoginPolicyBackend",  # django-axes' check, skipped only without a request
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = "accounts.login_policy.failure_limit"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.login_policy.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.login_policy.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Failed API-key authentications per address and minute before the address is answered 429
+# (with Retry-After) until the minute is over; counted in the shared cache.
+API_KEY_MAX_FAILURES_PER_MINUTE = env.int("API_KEY_MAX_FAILURES_PER_MINUTE", default=30)
 LOGIN_REDIRECT_URL = "/staff/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- CLIENT ADDRESSES, LOGIN ABUSE AND HARDENING (issue 11) --------------------------------
+
+# Reverse proxies in front of the app that append to X-Forwarded-For (the Kubernetes ingress
+# controller is 1). The client address for lock-outs, rate limits, key and metrics allowlists is
+# the TRUSTED_PROXY_COUNT-th entry from the right; 0 ignores the header. Never set it higher than
+# the proxies really there, or clients choose their own address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -447,6 +505,29 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# Content-Security-Policy of the staff pages, the admin and the sign-in pages (django-csp): scripts,
+# styles, images and fonts from this site only, no inline code, no framing, forms post here only.
+# The htmx staff pages and the admin work under it (tests/campaigns/test_browser.py checks Chromium
+# reports no violation). /api/ answers JSON (and Swagger UI, which needs its inline script) and is
+# left out. CSP_REPORT_URI, when set, receives violation reports.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+if env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [env.str("CSP_REPORT_URI")]
+
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Health probes and Prometheus scrape over plain HTTP inside the cluster.
@@ -559,8 +640,19 @@ LOGGING = {
 
 # --- OBSERVABILITY --------------------------------------------------------------------------
 
-# When set, /metrics answers only scrapes that send "Authorization: Bearer <token>".
+# When set, /metrics (web and worker) answers only scrapes that send "Authorization: Bearer <token>".
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Networks /metrics (web and worker) is served to, by the client address rule (TRUSTED_PROXY_COUNT).
+# The default is loopback and the private ranges a cluster's or compose network's Prometheus uses.
+METRICS_ALLOWED_NETWORKS = env.list(
+    "METRICS_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network") from _exc
 # prometheus_client fails at the first metric when its multiprocess directory is missing (a fresh
 # emptyDir mount, a one-off management command); settings load before any metric is created.
 if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):

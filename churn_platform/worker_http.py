@@ -1,4 +1,4 @@
-"""The small HTTP server a Celery worker runs beside its pool, on CELERY_METRICS_PORT.
+"""The small HTTP server a Celery worker runs beside its pool, on CELERY_METRICS_ADDRESS:CELERY_METRICS_PORT.
 
     /metrics   the worker's metrics: every pool process's task counts and run times, summed
     /healthz   200 while the worker's main process runs (Kubernetes liveness)
@@ -18,6 +18,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from churn_platform.client_address import metrics_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ def worker_http_app(celery_app: Any, registry: Any) -> Callable[[dict, StartResp
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
+            # The same rule as the web /metrics: allowed networks, and the bearer token when set.
+            refused = metrics_refusal(environ)
+            if refused is not None:
+                return _text(start_response, *refused)
             return metrics(environ, start_response)
         if path == "/healthz":
             return _json(start_response, 200, {"status": "ok"})
@@ -71,6 +77,15 @@ def worker_http_app(celery_app: Any, registry: Any) -> Callable[[dict, StartResp
         return _json(start_response, 404, {"detail": f"No resource at {path}.", "code": "not_found"})
 
     return app
+
+
+def _text(start_response: StartResponse, status: int, text: str) -> list[bytes]:
+    payload = text.encode()
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(payload)))]
+    if status == 401:
+        headers.append(("WWW-Authenticate", 'Bearer realm="metrics"'))
+    start_response(f"{status} {'Unauthorized' if status == 401 else 'Forbidden'}", headers)
+    return [payload]
 
 
 def _json(start_response: StartResponse, status: int, body: dict) -> list[bytes]:

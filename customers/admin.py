@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.authentication import client_ip
 from accounts.services import Actor, actor_for_user
 from churn_ml.record import check_record
 from churn_ml.schema import FIELD_ORDER
@@ -45,7 +46,7 @@ STREAM_DRAIN_EVENTS = 10_000
 
 def _actor(request: HttpRequest) -> Actor:
     return actor_for_user(
-        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
+        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
     )
 
 

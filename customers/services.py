@@ -140,7 +140,8 @@ def customer_upsert(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -
         action="customer.create" if created else "customer.update",
         obj=customer,
         object_id=customer.customer_id,
-        details={"source": source},
+        department_id=actor.department_id,
+        details={"source": source, "department": actor.department_name or None},
     )
     return customer, created
 
@@ -169,8 +170,10 @@ def customers_bulk_upsert(
             actor=actor,
             action="customer.bulk_upsert",
             object_type="customers.customer",
+            department_id=actor.department_id,
             details={
                 "source": source,
+                "department": actor.department_name or None,
                 "created": counts.created,
                 "updated": counts.updated,
                 "unchanged": counts.unchanged,
@@ -256,8 +259,10 @@ def outcomes_record(
         action="outcome.record" if len(outcomes) == 1 else "outcome.bulk_record",
         object_type="customers.outcome",
         object_id=next(iter(written.outcome_ids.values())) if single else "",
+        department_id=actor.department_id,
         details={
             "channel": channel,
+            "department": actor.department_name or None,
             **(
                 {"customer_id": outcomes[0].customer_id, "churned": outcomes[0].churned,
                  "observed_at": outcomes[0].observed_at.isoformat()}

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from accounts.services import SYSTEM, Actor, audit_record
+from accounts.services import SYSTEM, Actor, audit_record, public_actor_label
 from churn_ml import artifact as ml_artifact
 from churn_ml.evaluation import live_metrics
 from churn_ml.performance import churn_report, needed_per_arm, roc_auc_ci, unpaired_auc_test
@@ -511,7 +511,7 @@ def ab_test_report(*, test: ABTest) -> dict[str, Any]:
         "status": test.status,
         "traffic_percent": test.traffic_percent,
         "started_at": test.created_at,
-        "started_by": test.started_by,
+        "started_by": public_actor_label(test.started_by),
         "stopped_at": test.stopped_at,
         "conclusion": test.conclusion,
         "arms": arms,

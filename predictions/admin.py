@@ -5,12 +5,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from accounts.authentication import client_ip
 from accounts.services import Actor, actor_for_user
 from churn_platform.form_fields import LinesListField
 from modelregistry.loader import ModelUnavailable
@@ -31,6 +33,7 @@ from predictions.models import (
     RiskTierAction,
 )
 from predictions.operations import status_report
+from predictions.selectors import batch_job_list
 from predictions.services import TIER_EDITABLE_FIELDS, TierActionError, tier_action_check, tier_action_update
 
 
@@ -108,7 +111,7 @@ class PredictionAdmin(admin.ModelAdmin):
 
 def _actor(request: HttpRequest) -> Actor:
     return actor_for_user(
-        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
+        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
     )
 
 
@@ -143,6 +146,10 @@ class BatchJobAdmin(admin.ModelAdmin):
                        "risk_increased", "results", "requested_by", "started_at", "finished_at", "duration_seconds",
                        "details", "error", "created_at", "updated_at")
     fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
+        # An operator of a department sees its jobs; superusers see all (issue 11, finding 1).
+        return batch_job_list(actor=_actor(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs start from the "Start full scoring" button or the API

@@ -37,6 +37,7 @@ from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, Validatio
 from churn_ml.scorer import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
 from churn_platform import metrics
+from churn_platform.csv_cells import safe_cell
 from churn_platform.db import copy_supported
 from predictions.models import Prediction, PredictionSource
 
@@ -353,9 +354,11 @@ def results_csv(
     factors: list[str], increased: list[bool],
 ) -> bytes:
     """The chunk's rows of the job's results CSV (RESULT_COLUMNS of predictions.jobs), no header."""
-    customer_ids = chunk.columns["customer_id"].tolist()
+    # The ids and the version go through the formula guard (the other cells are numbers,
+    # fixed words, JSON and UUIDs); the id rule allows no comma or quote, so none needs quoting.
+    customer_ids = [safe_cell(c) for c in chunk.columns["customer_id"].tolist()]
     previous = ["" if p is None else p for p in chunk.previous.tolist()]
-    version = context.model_version
+    version = safe_cell(context.model_version)
     lines = [
         f'{customer_ids[i]},{probabilities[i]!r},{levels[i]},{previous[i]},{"true" if increased[i] else "false"},'
         f'{version},"{factors[i].replace(chr(34), chr(34) * 2)}",'

@@ -45,7 +45,8 @@ from django.utils import timezone
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml.schema import CUSTOMER_ID_PATTERN, RECORD_FIELDS, validate_columns
 from churn_platform import metrics
-from churn_platform.db import copy_supported, relaxed_commit
+from churn_platform.csv_cells import SafeCsvWriter
+from churn_platform.db import relaxed_commit
 from customers.ingestion.readers import Chunk, open_file_reader
 from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
 from customers.models import Customer
@@ -674,7 +675,7 @@ def batch_job_results(job: BatchJob) -> QuerySet:
 def results_csv_rows(job: BatchJob) -> Iterator[str]:
     """The results CSV, header first, streamed from the database in pages."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = SafeCsvWriter(buffer, lineterminator="\n")
     writer.writerow(RESULT_COLUMNS)
     yield buffer.getvalue()
     rows = batch_job_results(job).iterator(chunk_size=5_000)
@@ -737,16 +738,10 @@ def _write_results_file(job: BatchJob) -> None:
     if all(default_storage.exists(p) for p in parts):
         _save(name, io.BufferedReader(_Concatenated(header, parts), buffer_size=1 << 20))
     else:
+        # Written by Python, not COPY TO, so that every cell passes the one formula guard.
         with tempfile.TemporaryFile("w+b") as tmp:
-            if copy_supported():
-                tmp.write(header)
-                sql, params = batch_job_results(job).query.sql_with_params()
-                with connection.cursor() as cursor:
-                    statement = cursor.cursor.mogrify(sql, params).decode()
-                    cursor.copy_expert(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv)", tmp)
-            else:
-                for piece in results_csv_rows(job):
-                    tmp.write(piece.encode())
+            for piece in results_csv_rows(job):
+                tmp.write(piece.encode())
             tmp.seek(0)
             _save(name, tmp)
     job.output_file.name = name

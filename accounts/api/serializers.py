@@ -3,6 +3,18 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import ApiKey, AuditLogEntry
+from accounts.services import public_actor_label
+
+
+class PublicActorLabelField(serializers.CharField):
+    """An actor label in a company-wide answer: ``api-key`` or ``user``, never the key's name or ids."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: str) -> str:
+        return public_actor_label(str(value))
 
 
 class ApiKeySerializer(serializers.ModelSerializer):

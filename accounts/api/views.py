@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,15 +12,17 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView
 
 from accounts.api.serializers import ApiKeySerializer, AuditLogEntrySerializer, RevokeSerializer, WhoAmISerializer
-from accounts.authentication import client_ip
 from accounts.context import actor_for_request
-from accounts.models import AuditOutcome, Department
+from accounts.login_policy import LOCKED_OUT_MESSAGE, audit_sign_in, retry_after_seconds
+from accounts.models import Department
 from accounts.selectors import api_key_list, audit_log_list
-from accounts.services import Actor, actor_for_user, api_key_revoke, audit_record
+from accounts.services import api_key_revoke
+from churn_platform.exceptions import error_body
 
 
 class TokenObtainView(TokenObtainPairView):
-    """Username and password for an access and a refresh token; every attempt is audited."""
+    """Username and password for an access and a refresh token; every attempt is audited, and
+    the sign-in lock-out policy (accounts.login_policy) answers 429 with Retry-After."""
 
     permission_classes = (AllowAny,)
 
@@ -30,24 +31,14 @@ class TokenObtainView(TokenObtainPairView):
         try:
             response = super().post(request, *args, **kwargs)
         except Exception:
-            self._audit(request, username, ok=False)
+            locked = bool(getattr(request, "axes_locked_out", False))
+            audit_sign_in(request, username, ok=False, reason="locked out" if locked else "")
+            if locked:
+                return Response(error_body("locked_out", LOCKED_OUT_MESSAGE), status=429,
+                                headers={"Retry-After": str(retry_after_seconds())})
             raise
-        self._audit(request, username, ok=response.status_code == 200)
+        audit_sign_in(request, username, ok=response.status_code == 200)
         return response
-
-    @staticmethod
-    def _audit(request: Request, username: Any, *, ok: bool) -> None:
-        user = get_user_model().objects.filter(username=username).first() if isinstance(username, str) else None
-        ip = client_ip(request)
-        actor = actor_for_user(user, ip=ip) if user is not None else Actor(ip=ip)
-        audit_record(
-            actor=actor,
-            action="auth.login",
-            object_type="auth.user",
-            object_id=user.pk if user else "",
-            outcome=AuditOutcome.SUCCESS if ok else AuditOutcome.DENIED,
-            details={} if ok else {"username": str(username)[:150]},
-        )
 
 
 class LogoutView(TokenBlacklistView):
@@ -65,10 +56,14 @@ class WhoAmIView(APIView):
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The caller's department's API keys (metadata only: secrets are never readable)."""
+    """The caller's department's API keys (metadata only: secrets are never readable).
+
+    Reading and revoking keys is key management: it needs the dedicated ``keys:manage`` scope,
+    so that a key with data scopes (customers:write, ...) cannot revoke its department's keys.
+    """
 
     serializer_class = ApiKeySerializer
-    required_scopes = {"GET": "customers:read", "POST": "customers:write"}
+    required_scopes = {"GET": "keys:manage", "POST": "keys:manage"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return api_key_list(actor=actor_for_request(self.request))

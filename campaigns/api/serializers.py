@@ -153,6 +153,10 @@ class EnrolResultSerializer(serializers.Serializer):
     already_enrolled = serializers.IntegerField()
     in_other_campaign = serializers.IntegerField()
     over_limit = serializers.IntegerField()
+    in_other_campaign_by_department = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Customers skipped because another active campaign holds them, by that campaign's department.",
+    )
     campaign = CampaignSerializer()
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
 
+from accounts.api.serializers import PublicActorLabelField
 from churn_ml.schema import FIELD_ORDER
 from customers.models import Customer, CustomerEvent, EventStatus, Outcome
 
@@ -106,6 +107,8 @@ class BulkResultSerializer(serializers.Serializer):
 
 class OutcomeSerializer(serializers.ModelSerializer):
     customer_id = serializers.CharField(source="customer.customer_id", read_only=True)
+    # Customers are company-wide: another department reads this outcome (issue 11, finding 8).
+    recorded_by = PublicActorLabelField()
 
     class Meta:
         model = Outcome

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.services import Actor
+from churn_platform.csv_cells import SafeCsvWriter
 from customers.ingestion.mapping import EXTRA_COLUMN, QUARANTINE_COLUMNS, SKIPPED_COLUMNS
 from customers.models import DataSource, IngestionRun, QuarantinedRow
 
@@ -69,7 +69,7 @@ def quarantine_csv(*, run: IngestionRun) -> Iterator[str]:
                 if key not in columns and key not in SKIPPED_COLUMNS:
                     columns.append(key)
     known = set(columns)
-    writer = csv.writer(_Echo())
+    writer = SafeCsvWriter(_Echo())
     yield writer.writerow([*QUARANTINE_COLUMNS, *columns, EXTRA_COLUMN])
     for row in rows.iterator(chunk_size=2_000):
         raw = row.raw if isinstance(row.raw, dict) else {"_text": _cell(row.raw)}

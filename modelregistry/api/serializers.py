@@ -3,11 +3,15 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.api.serializers import PublicActorLabelField
 from modelregistry.live import live_performance_of
 from modelregistry.models import ModelEvent, ModelVersion, RetrainingRun, TriggerEvaluation
 
 
 class ModelEventSerializer(serializers.ModelSerializer):
+    # The registry is company-wide: every department reads these (issue 11, finding 8).
+    actor_label = PublicActorLabelField()
+
     class Meta:
         model = ModelEvent
         fields = ("kind", "actor_label", "details", "created_at")
@@ -16,6 +20,8 @@ class ModelEventSerializer(serializers.ModelSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     previous_active = serializers.CharField(source="previous_active.version", default=None, allow_null=True)
+    trained_by = PublicActorLabelField()
+    promoted_by = PublicActorLabelField()
 
     class Meta:
         model = ModelVersion

@@ -149,7 +149,7 @@ class BatchJobViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMod
     required_scopes = {"GET": "customers:read", "POST": "predictions:write"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return batch_job_list()
+        return batch_job_list(actor=actor_for_request(self.request))
 
     @extend_schema(
         request={"application/json": BatchJobCreateSerializer, "multipart/form-data": BatchJobCreateSerializer},

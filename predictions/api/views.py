@@ -55,7 +55,7 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     required_scopes = {"GET": "customers:read", "POST": "predictions:write"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return prediction_list()
+        return prediction_list(actor=actor_for_request(self.request))
 
     @extend_schema(
         request=CustomerRecordSerializer,

@@ -169,3 +169,12 @@
     });
   });
 })();
+
+// A form with data-confirm asks before it is sent (instead of an inline onsubmit, which the
+// Content-Security-Policy refuses).
+document.addEventListener("submit", function (event) {
+  var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+  if (message && !window.confirm(message)) {
+    event.preventDefault();
+  }
+});

@@ -157,7 +157,7 @@ def test_failed_login_is_401_and_audited(user):
     response = _login(password="wrong")
     assert response.status_code == 401
     entry = AuditLogEntry.objects.get(action="auth.login", outcome="denied")
-    assert entry.details == {"username": "alice"}
+    assert entry.details == {"via": "token", "username": "alice", "reason": "wrong credentials"}
 
 
 def test_expired_jwt_is_401(user):
@@ -200,9 +200,10 @@ def test_logout_blacklists_the_refresh_token(user):
 # --- departments ----------------------------------------------------------------------------
 
 
-def test_a_department_never_reads_another_departments_keys(api_key, other_department):
+def test_a_department_never_reads_another_departments_keys(department, other_department):
+    _manager, plaintext = api_key_create(department=department, name="test-client", scopes=["keys:manage"])
     foreign, _ = api_key_create(department=other_department, name="theirs")
-    client = _client(api_key[1])
+    client = _client(plaintext)
     assert client.get(f"/api/v1/api-keys/{foreign.pk}/").status_code == 404
     assert client.post(f"/api/v1/api-keys/{foreign.pk}/revoke/", {}, format="json").status_code == 404
     listed = client.get("/api/v1/api-keys/").json()["results"]
@@ -219,15 +220,32 @@ def test_a_department_never_reads_another_departments_audit_log(api_key, other_d
     assert _client(api_key[1]).get(f"/api/v1/audit-log/{foreign_entry.pk}/").status_code == 404
 
 
-def test_revoke_own_key_through_the_api(api_key, department):
+def test_revoke_own_key_through_the_api(department):
+    manager = api_key_create(department=department, name="key-admin", scopes=["keys:manage"])
     spare, spare_plain = api_key_create(department=department, name="spare")
-    response = _client(api_key[1]).post(f"/api/v1/api-keys/{spare.pk}/revoke/", {"reason": "rotated"}, format="json")
+    response = _client(manager[1]).post(f"/api/v1/api-keys/{spare.pk}/revoke/", {"reason": "rotated"}, format="json")
     assert response.status_code == 200
     assert response.json()["status"] == "revoked"
     assert _client(spare_plain).get(CUSTOMERS).status_code == 401
     entry = AuditLogEntry.objects.get(action="api_key.revoke")
-    assert entry.actor_api_key_id == api_key[0].pk
+    assert entry.actor_api_key_id == manager[0].pk
     assert entry.details == {"reason": "rotated"}
+
+
+def test_key_management_needs_the_keys_manage_scope(department):
+    """Issue 11 finding 4: a key with customers:write revoked its department's models:manage key."""
+    _writer, writer_plain = api_key_create(department=department, name="writer", scopes=["customers:write"])
+    target, target_plain = api_key_create(department=department, name="trainer", scopes=["models:manage"])
+    refused = _client(writer_plain).post(f"/api/v1/api-keys/{target.pk}/revoke/", {}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "missing_scope"
+    assert _client(writer_plain).get("/api/v1/api-keys/").status_code == 403
+    target.refresh_from_db()
+    assert target.revoked_at is None
+    assert _client(target_plain).get("/api/v1/auth/whoami/").status_code == 200
+    _manager, manager_plain = api_key_create(department=department, name="key-admin", scopes=["keys:manage"])
+    assert _client(manager_plain).post(f"/api/v1/api-keys/{target.pk}/revoke/", {}, format="json").status_code == 200
+    assert "keys:manage" not in api_key_create(department=department, name="default")[0].scopes
 
 
 def test_whoami(api_key):
@@ -244,3 +262,22 @@ def test_create_api_key_command_prints_a_working_key_last(capsys, db):
     assert plaintext.startswith("chp_")
     assert _client(plaintext).get(CUSTOMERS).status_code == 200
     assert AuditLogEntry.objects.filter(action="api_key.create", department__name="analytics").exists()
+
+
+def test_a_user_without_a_department_reads_no_department_less_audit_entries(db):
+    """Issue 11 finding 8: a JWT user with no department read every failed login (username, IP)."""
+    from tests.factories import UserFactory
+
+    loner = UserFactory(username="loner")
+    APIClient(REMOTE_ADDR="203.0.113.9").post(
+        "/api/v1/auth/token/", {"username": "nobody", "password": "guessed-wrong"}, format="json"
+    )
+    failed = AuditLogEntry.objects.get(action="auth.login", outcome="denied")
+    assert failed.department_id is None
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(loner)}")
+    assert client.get("/api/v1/audit-log/").json()["results"] == []
+    assert client.get(f"/api/v1/audit-log/{failed.pk}/").status_code == 404
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(root)}")
+    assert failed.pk in {e["id"] for e in client.get("/api/v1/audit-log/").json()["results"]}

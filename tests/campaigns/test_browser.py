@@ -50,6 +50,18 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def _watch_console(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Content-Security-Policy violations Chromium reports on the page's console (issue 11, finding 8)."""
+    found: list[str] = []
+
+    def record(message) -> None:  # type: ignore[no-untyped-def]
+        if message.type == "error" and "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", record)
+    return found
+
+
 def _login(page, base: str) -> None:
     page.goto(f"{base}/staff/")
     assert "/accounts/login/" in page.url
@@ -67,9 +79,11 @@ def test_staff_member_runs_a_campaign_from_enrolment_to_measured_effect(browser,
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    console_errors = _watch_console(page)
 
-    # log in and see the dashboard
+    # log in and see the dashboard, served under the Content-Security-Policy
     _login(page, base)
+    assert "script-src 'self'" in page.goto(f"{base}/staff/").headers["content-security-policy"]
     assert page.locator("h1").inner_text() == "Dashboard"
     assert page.locator("svg.chart").count() >= 3
     critical = Prediction.objects.filter(risk_level="critical").count()
@@ -112,7 +126,7 @@ def test_staff_member_runs_a_campaign_from_enrolment_to_measured_effect(browser,
     card.locator("select[name=outcome]").select_option("retained")
     card.locator("textarea[name=note]").fill("Accepted 15% on the phone.")
     url_before = page.url
-    card.locator("button[type=submit]").click()
+    card.locator("button.primary[type=submit]").click()  # the Save button, not a playbook step's Done
     updated = page.locator(f"#target-{target_id}")
     updated.locator("text=Saved.").wait_for()
     assert updated.locator("[data-role=status]").inner_text() == "Offer accepted"
@@ -144,6 +158,7 @@ def test_staff_member_runs_a_campaign_from_enrolment_to_measured_effect(browser,
     assert page.locator("[data-role=uplift]").inner_text() == "+100.0 pts"
     _shot(page, "08-campaign-effect")
     assert errors == []
+    assert console_errors == [], console_errors  # no Content-Security-Policy violation on any staff page
     page.close()
 
 
@@ -168,3 +183,23 @@ def test_pages_fit_a_phone_screen(browser, live_server, staff_user, department):
         _shot(page, name)
     assert page.locator("article.card").count() == 1  # the customer's open follow-up
     context.close()
+
+
+def test_admin_pages_work_under_the_content_security_policy(browser, live_server, admin_user):
+    scored_customer("ADM-1", 0.9)
+    base = live_server.url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console_errors = _watch_console(page)
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "correct-horse-battery")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+    for path in ("/admin/", "/admin/customers/customer/", "/admin/customers/customer/ADM-1/change/",
+                 "/admin/modelregistry/retrainingrun/", "/admin/predictions/batchjob/", "/admin/accounts/apikey/add/"):
+        response = page.goto(base + path)
+        assert response.status == 200, path
+        assert "default-src 'self'" in response.headers["content-security-policy"], path
+    _shot(page, "13-admin-under-csp")
+    assert console_errors == []
+    page.close()

@@ -228,6 +228,20 @@ def test_no_customer_in_two_active_campaigns(staff_actor):
         campaign_enrol(campaign_id=first.pk, actor=staff_actor)
 
 
+def test_a_refused_enrolment_names_the_department_holding_the_customers(staff_actor, outsider, other_department):
+    """Issue 11 finding 9: a customer held by another department's campaign is named by that department."""
+    for i in range(3):
+        scored_customer(f"H-{i}", 0.9)
+    theirs = CampaignFactory(department=other_department, control_share=0.0)
+    assert campaign_enrol(campaign_id=theirs.pk, actor=actor_for_user(outsider)).enrolled == 3
+    ours = CampaignFactory(control_share=0.0)
+    blocked = campaign_enrol(campaign_id=ours.pk, actor=staff_actor)
+    assert (blocked.enrolled, blocked.in_other_campaign) == (0, 3)
+    assert blocked.in_other_campaign_by_department == {"finance": 3}
+    entry = AuditLogEntry.objects.filter(action="campaign.enrol", object_id=str(ours.pk)).get()
+    assert entry.details["in_other_campaign_by_department"] == {"finance": 3}
+
+
 def test_another_department_cannot_touch_the_campaign(staff_user, outsider):
     scored_customer("D-1", 0.9)
     campaign = CampaignFactory()

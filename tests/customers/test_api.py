@@ -135,3 +135,39 @@ def test_outcome_for_unknown_customer(key_client):
     response = key_client.post("/api/v1/outcomes/", body, format="json")
     assert response.status_code == 400
     assert response.json()["errors"] == {"customer_id": ["No customer with this customer_id."]}
+
+
+def test_customer_writes_and_outcomes_are_audited_with_their_department(key_client, user):
+    """Issue 11 finding 9: customers are company-wide; each write and outcome names its department."""
+    from rest_framework.test import APIClient
+
+    assert key_client.post("/api/v1/customers/", record(customer_id="W-1"), format="json").status_code == 201
+    assert key_client.post("/api/v1/customers/bulk/", {"customers": [record(customer_id="W-2")]},
+                           format="json").status_code == 200
+    jwt = APIClient()
+    jwt.force_authenticate(user)
+    outcome = {"customer_id": "W-1", "churned": True, "observed_at": "2026-11-01T00:00:00Z"}
+    assert jwt.post("/api/v1/outcomes/", outcome, format="json").status_code == 201
+    entries = AuditLogEntry.objects.filter(action__in=["customer.create", "customer.bulk_upsert", "outcome.record"])
+    assert entries.count() == 3
+    for entry in entries:
+        assert entry.department.name == "retention", entry.action
+        assert entry.details["department"] == "retention", entry.action
+
+
+def test_another_department_reads_no_key_label_or_id_in_a_customers_outcome(key_client, api_key, other_department):
+    """Issue 11 finding 8: key labels and internal ids appeared in cross-department answers."""
+    from rest_framework.test import APIClient
+
+    from accounts.services import api_key_create
+
+    CustomerFactory(customer_id="X-1")
+    body = {"customer_id": "X-1", "churned": True, "observed_at": "2026-11-01T00:00:00Z"}
+    assert key_client.post("/api/v1/outcomes/", body, format="json").status_code == 201
+    other = APIClient()
+    other.credentials(HTTP_X_API_KEY=api_key_create(department=other_department, name="theirs")[1])
+    seen = other.get("/api/v1/customers/X-1/").json()["latest_outcome"]
+    assert seen["recorded_by"] == "api-key"
+    assert "test-client" not in str(seen)
+    assert f"#{api_key[0].pk}" not in str(seen)
+    assert Outcome.objects.get().recorded_by == f"api-key:test-client#{api_key[0].pk}"  # kept for the audit

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.services import SYSTEM
+from accounts.services import SYSTEM, Actor, api_key_create
 from customers.models import Customer
 from predictions import jobs
 from predictions.jobs import BatchJobInputError, batch_job_create
@@ -40,6 +40,12 @@ def run_job(django_capture_on_commit_callbacks, **kwargs) -> BatchJob:  # type: 
         job = batch_job_create(**kwargs)
     job.refresh_from_db()
     return job
+
+
+def key_actor(api_key) -> Actor:  # type: ignore[no-untyped-def]
+    """The actor of a key made by the api_key fixture: jobs it starts belong to its department."""
+    key = api_key[0]
+    return Actor(api_key_id=key.pk, api_key_name=key.name, department_id=key.department_id)
 
 
 def results_csv(client, job_id: int) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -94,10 +100,10 @@ def test_the_job_reports_per_worker_throughput_and_chunk_timings(
 
 
 def test_results_file_and_api_stream_the_same_rows(
-    active_version, store_customers, key_client, django_capture_on_commit_callbacks
+    active_version, store_customers, api_key, key_client, django_capture_on_commit_callbacks
 ):
     store_customers(250)
-    job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.ALL, chunk_size=100)
+    job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.ALL, chunk_size=100, actor=key_actor(api_key))
     assert job.output_file.name == f"batch_jobs/results/job-{job.pk}.csv"
     rows = results_csv(key_client, job.pk)
     assert len(rows) == 250
@@ -505,10 +511,89 @@ def test_unknown_job_is_404_json_even_when_csv_is_asked_for(active_version, key_
 
 
 def test_prediction_history_can_be_filtered_by_job_and_flag(
-    active_version, store_customers, key_client, django_capture_on_commit_callbacks
+    active_version, store_customers, api_key, key_client, django_capture_on_commit_callbacks
 ):
     store_customers(8)
-    job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.ALL)
+    job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.ALL, actor=key_actor(api_key))
     page = key_client.get("/api/v1/predictions/", {"batch_job": job.pk, "risk_increased": "false"}).json()
     assert page["count"] == 8
     assert key_client.get("/api/v1/predictions/", {"batch_job": job.pk, "risk_increased": "true"}).json()["count"] == 0
+
+
+# --- department isolation (issue 11, finding 1) -------------------------------------------------
+
+
+def _key_client(key: str):  # type: ignore[no-untyped-def]
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    return client
+
+
+def test_another_department_never_sees_a_departments_jobs_or_their_predictions(
+    active_version, key_client, other_department, admin_user, django_capture_on_commit_callbacks
+):
+    """Another department listed A's jobs, read them, downloaded their results and listed their
+    predictions through ?batch_job=, prospects of a file never stored as customers included."""
+    upload = SimpleUploadedFile("prospects.csv", "\n".join([TELCO_HEADER, TELCO_ROW.format(
+        id="P-1", tenure=3, total=256.5)]).encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = key_client.post(URL, {"file": upload}, format="multipart").json()["id"]
+    prediction_id = str(Prediction.objects.get(batch_job_id=job_id).prediction_id)
+    assert key_client.get(f"{URL}{job_id}/").status_code == 200
+    assert key_client.get("/api/v1/predictions/", {"batch_job": job_id}).json()["count"] == 1
+
+    other = _key_client(api_key_create(department=other_department, name="theirs")[1])
+    assert [j["id"] for j in other.get(URL).json()["results"]] == []
+    assert other.get(f"{URL}{job_id}/").status_code == 404
+    results = other.get(f"{URL}{job_id}/results/", HTTP_ACCEPT="text/csv")
+    assert results.status_code == 404
+    assert b"P-1" not in results.content
+    assert other.get("/api/v1/predictions/", {"batch_job": job_id}).json()["count"] == 0
+    assert "P-1" not in {p["customer_id"] for p in other.get("/api/v1/predictions/").json()["results"]}
+    assert other.get(f"/api/v1/predictions/{prediction_id}/").status_code == 404
+
+    from rest_framework.test import APIClient
+
+    superuser = APIClient()
+    superuser.force_authenticate(admin_user)
+    assert [j["id"] for j in superuser.get(URL).json()["results"]] == [job_id]
+    assert superuser.get(f"{URL}{job_id}/results/").status_code == 200
+    assert superuser.get("/api/v1/predictions/", {"batch_job": job_id}).json()["count"] == 1
+
+
+def test_a_user_without_a_department_sees_no_departments_jobs(
+    active_version, key_client, db, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = key_client.post(URL, {"customer_ids": ["NOPE-1"]}, format="json").json()["id"]
+    loner = APIClient()
+    loner.force_authenticate(UserFactory(username="loner"))
+    assert loner.get(URL).json()["results"] == []
+    assert loner.get(f"{URL}{job_id}/").status_code == 404
+
+
+def test_results_csv_neutralises_formula_like_ids_but_keeps_numbers(
+    active_version, api_key, key_client, django_capture_on_commit_callbacks
+):
+    """Issue 11 finding 7: job results wrote cells starting with - (and =, +, @) raw."""
+    lines = [TELCO_HEADER, TELCO_ROW.format(id="-2-3", tenure=3, total=256.5),
+             TELCO_ROW.format(id="-12.5", tenure=4, total=342), TELCO_ROW.format(id="@A1", tenure=5, total=427.5)]
+    upload = SimpleUploadedFile("formulas.csv", "\n".join(lines).encode())
+    job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.FILE, upload=upload,
+                  actor=key_actor(api_key))
+    if job.failed:  # "@A1" is not a valid id: only what was scored is in the results
+        assert job.scored == 2
+    from_file = results_csv(key_client, job.pk)
+    job.output_file = ""
+    job.save(update_fields=["output_file"])
+    streamed = results_csv(key_client, job.pk)
+    for rows in (from_file, streamed):
+        ids = sorted(r["customer_id"] for r in rows)
+        assert ids == ["'-2-3", "-12.5"]
+        assert all(r["churn_probability"][0] not in "=+-@" for r in rows)

@@ -76,6 +76,7 @@ def _env_example_filled() -> str:
         "DJANGO_ALLOWED_HOSTS": "churn.example.com",
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(16),
+        "METRICS_TOKEN": secrets.token_urlsafe(32),
     }
     lines = []
     for line in (ROOT / ".env.example").read_text().splitlines():
@@ -260,6 +261,13 @@ def test_prometheus_configs_pass_promtool_with_the_rules_they_load(tmp_path, nam
     assert {job["job_name"] for job in config["scrape_configs"]} >= {"churn-web", "churn-worker"}
     # The rules are mounted at /etc/prometheus/rules in the containers; point at the repository's.
     config["rule_files"] = [str(p) for p in RULES]
+    # Both churn jobs send the metrics token from Prometheus's secrets folder; point at a file here.
+    token = tmp_path / "metrics-token"
+    token.write_text(secrets.token_urlsafe(32))
+    for job in config["scrape_configs"]:
+        if job["job_name"] in {"churn-web", "churn-worker"}:
+            assert job["authorization"]["credentials_file"] == "/etc/prometheus/secrets/metrics-token"
+            job["authorization"]["credentials_file"] = str(token)
     (tmp_path / name).write_text(yaml.safe_dump(config))
     done = run(promtool, "check", "config", str(tmp_path / name))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -16,7 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--department", required=True)
         parser.add_argument("--name", required=True, help="A label for the key, e.g. the client's name.")
-        parser.add_argument("--scopes", nargs="*", help=f"Default: all but models:manage. Any of {sorted(ALL_SCOPES)}")
+        parser.add_argument(
+            "--scopes", nargs="*", help=f"Default: all but models:manage and keys:manage. Any of {sorted(ALL_SCOPES)}"
+        )
         parser.add_argument("--expires-days", type=int, help="Days until the key expires; default never.")
         parser.add_argument("--allow-ip", action="append", default=[], help="Address or CIDR; repeatable.")
         parser.add_argument("--rate-limit", type=int, help="Requests per minute for this key.")

