@@ -12,7 +12,7 @@ from django.utils import timezone
 from sklearn.metrics import roc_auc_score
 
 from churn_ml.tiers import risk_level
-from customers.services import outcome_record, outcomes_bulk_record
+from customers.services import OutcomeInput, outcome_record, outcomes_record
 from modelregistry.models import ModelLivePerformance
 from predictions.models import Prediction
 
@@ -39,8 +39,8 @@ def test_outcomes_refresh_the_versions_realized_and_estimated_figures(
     y = rng.random(len(ids)) < p
     labelled = 200
     with django_capture_on_commit_callbacks(execute=True):
-        outcomes_bulk_record(labels={cid: bool(c) for cid, c in zip(ids[:labelled], y[:labelled], strict=True)},
-                             observed_at=now, source="tests")
+        outcomes_record(outcomes=[OutcomeInput(cid, bool(c), now, "tests")
+                                  for cid, c in zip(ids[:labelled], y[:labelled], strict=True)], channel="file")
     row = ModelLivePerformance.objects.get(model_version=active_version, scope="all")
     realized = row.realized
     assert realized["n"] == labelled

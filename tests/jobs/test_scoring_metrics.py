@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from customers.services import outcomes_bulk_record
+from customers.services import OutcomeInput, outcomes_record
 from tests.factories import record
 from tests.ops.metrics_text import samples, value
 
@@ -58,8 +58,9 @@ def test_recorded_outcomes_are_counted_for_the_observed_churn_alert(store_custom
     ids = store_customers(10, prefix="O")
     before = scrape()
     with django_capture_on_commit_callbacks(execute=True):
-        outcomes_bulk_record(labels={cid: i < 4 for i, cid in enumerate(ids)}, observed_at=timezone.now(),
-                             source="tests")
+        observed = timezone.now()
+        outcomes_record(outcomes=[OutcomeInput(cid, i < 4, observed, "tests") for i, cid in enumerate(ids)],
+                        channel="file")
     after = scrape()
     name = "churn_outcomes_recorded_total"
     assert value(after, name, churned="true") - value(before, name, churned="true") == 4
