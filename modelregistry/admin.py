@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 
 from accounts.services import actor_for_user
 from churn_platform import svg
-from modelregistry.live import live_rows_of
+from modelregistry.live import live_performance_of, live_rows_of
 from modelregistry.models import (
     ABTest,
     ABTestStatus,
@@ -49,9 +49,28 @@ REPORT_STYLE = mark_safe(
 METRIC_COLUMNS = ("roc_auc", "pr_auc", "brier", "ece", "accuracy", "f1")
 
 
+SIDE_BY_SIDE = (("roc_auc", "ROC AUC (held out)"), ("pr_auc", "PR AUC"), ("brier", "Brier (lower is better)"),
+                ("ece", "ECE (lower is better)"), ("accuracy", "accuracy"), ("cv_roc_auc_mean", "CV ROC AUC"))
+
+
+def metrics_side_by_side(a: ModelVersion, b: ModelVersion | None) -> list[tuple[str, str, str]]:
+    """(metric, a's figure, b's figure) for a confirmation page: training metrics, then live ROC AUC."""
+    live_a, live_b = live_performance_of(a), live_performance_of(b) if b is not None else None
+    rows = [
+        (label, _figure((a.metrics or {}).get(key)), _figure((b.metrics or {}).get(key)) if b is not None else "-")
+        for key, label in SIDE_BY_SIDE
+    ]
+    rows.append((
+        "live ROC AUC (recorded outcomes)",
+        _figure(((live_a or {}).get("realized") or {}).get("roc_auc")),
+        _figure(((live_b or {}).get("realized") or {}).get("roc_auc")) if b is not None else "-",
+    ))
+    return rows
+
+
 def _figure(value: float | None) -> str:
     """A measured figure for people: four significant digits (0.3289), '-' when not measured."""
-    return "-" if value is None else f"{value:.4g}"
+    return "-" if not isinstance(value, int | float) else f"{value:.4g}"
 
 
 def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
@@ -234,6 +253,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "title": f"Promote {version.version}",
                 "version": version,
                 "comparison": promotion_preview(version=version.version),
+                "rows": metrics_side_by_side(version, ModelVersion.objects.active().first()),
                 "action": action,
                 "opts": self.model._meta,
             }
@@ -258,12 +278,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return self._confirm_promotion(request, queryset, "force_promote_selected")
 
     @admin.action(description="Roll back to the previously active version")
-    def rollback_active(self, request: HttpRequest, queryset: Any) -> None:
+    def rollback_active(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        """First both versions' figures side by side on a confirmation page; the roll back on its POST."""
+        active = ModelVersion.objects.active().select_related("previous_active").first()
+        if request.POST.get("confirm") != "yes" and active is not None and active.previous_active is not None:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Roll back to {active.previous_active.version}",
+                "active": active,
+                "previous": active.previous_active,
+                "rows": metrics_side_by_side(active.previous_active, active),
+                "selected": list(queryset.values_list("pk", flat=True)),
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/modelregistry/modelversion/rollback_confirm.html", context)
         try:
             restored = model_rollback(actor=_actor(request), reason=f"rolled back in admin by {request.user}")
             self.message_user(request, f"Rolled back: {restored.version} is active again.", messages.SUCCESS)
         except PromotionRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
+        return None
 
     @admin.action(description="Deprecate")
     def deprecate_selected(self, request: HttpRequest, queryset: Any) -> None:

@@ -96,3 +96,27 @@ def test_the_admin_shows_the_comparison_before_promoting(admin_client, register_
     assert done.status_code == 302
     candidate.refresh_from_db()
     assert candidate.status == ModelStatus.ACTIVE
+
+
+def test_the_admin_shows_both_versions_side_by_side_before_a_roll_back(admin_client, register_model, weak_model):
+    first = register_model(activate=True, trained=weak_model)
+    second = register_model(activate=True)
+    url = "/admin/modelregistry/modelversion/"
+
+    page = admin_client.post(url, {"action": "rollback_active", "_selected_action": [second.pk]})
+
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-role="side-by-side"' in text
+    assert first.version in text
+    assert second.version in text
+    assert f"{first.metrics['roc_auc']:.4g}" in text
+    assert f"{second.metrics['roc_auc']:.4g}" in text
+    second.refresh_from_db()
+    assert second.status == ModelStatus.ACTIVE  # nothing changed yet
+
+    done = admin_client.post(url, {"action": "rollback_active", "_selected_action": [second.pk], "confirm": "yes"})
+
+    assert done.status_code == 302
+    first.refresh_from_db()
+    assert first.status == ModelStatus.ACTIVE
