@@ -64,7 +64,7 @@ from customers.models import (
     RunStatus,
     SourceKind,
 )
-from customers.services import OutcomeInput, outcomes_record
+from customers.services import OutcomeColumns, outcomes_record
 
 logger = logging.getLogger(__name__)
 
@@ -592,10 +592,7 @@ class Pipeline:
         ids = prepared.result.columns["customer_id"][rows].tolist()
         observed_at, source = self.observed_at, self.outcome_source
         written = outcomes_record(
-            outcomes=[
-                OutcomeInput(cid, churned, observed_at, source)
-                for cid, churned in zip(ids, labels[rows].tolist(), strict=True)
-            ],
+            outcomes=OutcomeColumns(ids, labels[rows].tolist(), observed_at, source),
             new_customers=frozenset(ids) if all_new else (),
             channel="file" if self.run.source_kind == SourceKind.FILE else "source",
             actor=replace(SYSTEM, department_id=self.run.department_id),

@@ -16,6 +16,7 @@ from unittest import mock
 import pytest
 import redis
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -320,17 +321,39 @@ def test_the_receiver_queues_a_task_and_falls_back_in_process_without_a_broker(f
     from campaigns import receivers
 
     observed = timezone.now()
-    with mock.patch.object(receivers.apply_recorded_outcomes, "delay") as delay:
+    with (
+        override_settings(CELERY_TASK_ALWAYS_EAGER=False),
+        mock.patch.object(receivers.apply_recorded_outcomes, "delay") as delay,
+    ):
         receivers.settle_follow_ups("customers", outcomes=[RecordedOutcome("OC-1", True, observed)], source="api")
     delay.assert_called_once_with(customer_ids=["OC-1"])
     follow_up.refresh_from_db()
     assert follow_up.outcome == "unknown"  # the writer only queued the work
 
     outcomes_record(outcomes=[OutcomeInput("OC-1", True, observed, "crm")], channel="api")
-    with mock.patch.object(receivers.apply_recorded_outcomes, "delay", side_effect=BrokerUnavailable("down")):
+    with (
+        override_settings(CELERY_TASK_ALWAYS_EAGER=False),
+        mock.patch.object(receivers.apply_recorded_outcomes, "delay", side_effect=BrokerUnavailable("down")),
+    ):
         receivers.settle_follow_ups("customers", outcomes=[RecordedOutcome("OC-1", True, observed)], source="api")
     follow_up.refresh_from_db()
     assert follow_up.outcome == "churned"
+
+
+def test_without_a_broker_the_receiver_settles_in_process_in_one_call(follow_up):
+    from campaigns import receivers
+
+    outcomes_record(outcomes=[OutcomeInput("OC-1", False, timezone.now(), "crm")], channel="api")
+    many = [RecordedOutcome(f"NOBODY-{i}", True, timezone.now()) for i in range(OUTCOME_BATCH_SIZE + 1)]
+    with (
+        override_settings(CELERY_TASK_ALWAYS_EAGER=True),
+        mock.patch.object(receivers.apply_recorded_outcomes, "delay") as delay,
+    ):
+        receivers.settle_follow_ups("customers", outcomes=[*many, RecordedOutcome("OC-1", False, timezone.now())],
+                                    source="file")  # fmt: skip
+    delay.assert_not_called()
+    follow_up.refresh_from_db()
+    assert (follow_up.outcome, follow_up.outcome_source) == ("retained", "recorded")
 
 
 def test_settling_many_customers_finds_the_few_that_are_targets(follow_up, django_assert_max_num_queries):
