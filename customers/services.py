@@ -389,6 +389,9 @@ def _outcomes_store_postgres(
                     "only_changes": only_changes,
                 },
             )
+            if isinstance(outcomes, OutcomeColumns):
+                _count_columns(written, outcomes, cursor.fetchall())
+                continue
             for idx, unknown, outcome_id, created in cursor.fetchall():
                 _count(written, outcomes, idx, unknown=unknown, outcome_id=outcome_id, created=created)
         cursor.execute("SELECT set_config('jit', %s, true)", [jit])
@@ -467,6 +470,25 @@ def _outcomes_store_portable(
                     churned=item.churned, recorded_by=recorded_by, updated_at=timezone.now()
                 )
                 _count(written, outcomes, i, outcome_id=before[0], created=False)
+
+
+def _count_columns(
+    written: OutcomesWritten, outcomes: OutcomeColumns, fetched: list[tuple[int, bool, int, bool]]
+) -> None:
+    """_count for a batch of columns, in one loop (a fresh file's chunk records every label)."""
+    ids, churned, observed_at = outcomes.customer_ids, outcomes.churned, outcomes.observed_at
+    recorded, outcome_ids = written.recorded, written.outcome_ids
+    stored = created = 0
+    for idx, unknown, outcome_id, was_created in fetched:
+        if unknown:
+            written.unknown.append(idx)
+            continue
+        stored += 1
+        created += was_created
+        outcome_ids[idx] = outcome_id
+        recorded.append(RecordedOutcome(ids[idx], bool(churned[idx]), observed_at))
+    written.created += created
+    written.updated += stored - created
 
 
 def _count(
