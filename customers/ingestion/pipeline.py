@@ -64,7 +64,7 @@ from customers.models import (
     RunStatus,
     SourceKind,
 )
-from customers.services import OutcomeInput, outcomes_record
+from customers.services import OutcomeColumns, outcomes_record
 
 logger = logging.getLogger(__name__)
 
@@ -526,7 +526,8 @@ class Pipeline:
                     watch=list(prepared.cross),
                 )
             )
-            recorded = self._record_labels(prepared)
+            # Every customer of the chunk new (a fresh file): none has an outcome to compare a label with.
+            recorded = self._record_labels(prepared, all_new=outcome.created == len(prepared.rows))
             deltas = {
                 "read": prepared.read,
                 "created": outcome.created,
@@ -579,7 +580,7 @@ class Pipeline:
             self._advance()
             self._lock.notify_all()
 
-    def _record_labels(self, prepared: Prepared) -> int:
+    def _record_labels(self, prepared: Prepared, *, all_new: bool) -> int:
         """The chunk's churn labels, through the one outcome service: a label equal to the
         customer's latest outcome records nothing. Returns how many outcomes were written."""
         labels, known = prepared.labels, prepared.label_known
@@ -588,13 +589,11 @@ class Pipeline:
         rows = prepared.rows[known[prepared.rows]]
         if not len(rows):
             return 0
-        ids = prepared.result.columns["customer_id"][rows]
+        ids = prepared.result.columns["customer_id"][rows].tolist()
         observed_at, source = self.observed_at, self.outcome_source
         written = outcomes_record(
-            outcomes=[
-                OutcomeInput(cid, churned, observed_at, source)
-                for cid, churned in zip(ids.tolist(), labels[rows].tolist(), strict=True)
-            ],
+            outcomes=OutcomeColumns(ids, labels[rows].tolist(), observed_at, source),
+            new_customers=frozenset(ids) if all_new else (),
             channel="file" if self.run.source_kind == SourceKind.FILE else "source",
             actor=replace(SYSTEM, department_id=self.run.department_id),
             only_changes=True,

@@ -16,12 +16,14 @@ from unittest import mock
 import pytest
 import redis
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import AuditLogEntry
 from accounts.services import SYSTEM, Actor
 from campaigns.models import CampaignTarget
+from campaigns.services import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
 from customers.ingestion.services import data_source_run_now, data_source_save, ingestion_upload
 from customers.ingestion.sources.stream import EventConsumer
 from customers.models import DataSource, Outcome, SourceKind
@@ -189,6 +191,40 @@ def test_a_files_churn_column_settles_the_follow_up(
     assert len(events) == 2
 
 
+def test_a_fresh_files_labels_are_all_recorded_and_a_later_file_adds_only_the_changed_one(
+    department, media, events, django_capture_on_commit_callbacks
+):
+    # Every customer of each chunk is new: their labels take the service's insert-only path.
+    rows = [telco(f"NF-{i}", Churn="Yes" if i % 2 else "No") for i in range(5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        run, _ = ingestion_upload(
+            upload=SimpleUploadedFile("fresh.csv", telco_csv(rows)), actor=Actor(department_id=department.pk)
+        )
+    run.refresh_from_db()
+    assert (run.counts["created"], run.details["outcomes_recorded"]) == (5, 5)
+    assert dict(Outcome.objects.values_list("customer__customer_id", "churned")) == {
+        f"NF-{i}": bool(i % 2) for i in range(5)
+    }
+    assert [source for source, _ in events] == ["file", "file", "file"]  # one per committed chunk of two rows
+    assert sorted(o.customer_id for _, outcomes in events for o in outcomes) == [f"NF-{i}" for i in range(5)]
+    assert all(o.observed_at is not None for _, outcomes in events for o in outcomes)
+
+    # Another file where NF-0 now churned: the customers exist, only the label that differs from
+    # the latest outcome is recorded and announced.
+    rows[0] = telco("NF-0", Churn="Yes")
+    with django_capture_on_commit_callbacks(execute=True):
+        later, _ = ingestion_upload(
+            upload=SimpleUploadedFile("later.csv", telco_csv(rows)), actor=Actor(department_id=department.pk)
+        )
+    later.refresh_from_db()
+    assert later.details["outcomes_recorded"] == 1
+    assert list(
+        Outcome.objects.filter(customer__customer_id="NF-0").order_by("observed_at").values_list("churned", flat=True)
+    ) == [False, True]
+    assert Outcome.objects.count() == 6
+    assert [[o.customer_id for o in outcomes] for _, outcomes in events[3:]] == [["NF-0"]]
+
+
 def test_a_data_sources_label_column_settles_the_follow_up(
     key_client,
     follow_up,
@@ -285,17 +321,52 @@ def test_the_receiver_queues_a_task_and_falls_back_in_process_without_a_broker(f
     from campaigns import receivers
 
     observed = timezone.now()
-    with mock.patch.object(receivers.apply_recorded_outcomes, "delay") as delay:
+    with (
+        override_settings(CELERY_TASK_ALWAYS_EAGER=False),
+        mock.patch.object(receivers.apply_recorded_outcomes, "delay") as delay,
+    ):
         receivers.settle_follow_ups("customers", outcomes=[RecordedOutcome("OC-1", True, observed)], source="api")
     delay.assert_called_once_with(customer_ids=["OC-1"])
     follow_up.refresh_from_db()
     assert follow_up.outcome == "unknown"  # the writer only queued the work
 
     outcomes_record(outcomes=[OutcomeInput("OC-1", True, observed, "crm")], channel="api")
-    with mock.patch.object(receivers.apply_recorded_outcomes, "delay", side_effect=BrokerUnavailable("down")):
+    with (
+        override_settings(CELERY_TASK_ALWAYS_EAGER=False),
+        mock.patch.object(receivers.apply_recorded_outcomes, "delay", side_effect=BrokerUnavailable("down")),
+    ):
         receivers.settle_follow_ups("customers", outcomes=[RecordedOutcome("OC-1", True, observed)], source="api")
     follow_up.refresh_from_db()
     assert follow_up.outcome == "churned"
+
+
+def test_without_a_broker_the_receiver_settles_in_process_in_one_call(follow_up):
+    from campaigns import receivers
+
+    outcomes_record(outcomes=[OutcomeInput("OC-1", False, timezone.now(), "crm")], channel="api")
+    many = [RecordedOutcome(f"NOBODY-{i}", True, timezone.now()) for i in range(OUTCOME_BATCH_SIZE + 1)]
+    with (
+        override_settings(CELERY_TASK_ALWAYS_EAGER=True),
+        mock.patch.object(receivers.apply_recorded_outcomes, "delay") as delay,
+    ):
+        receivers.settle_follow_ups("customers", outcomes=[*many, RecordedOutcome("OC-1", False, timezone.now())],
+                                    source="file")  # fmt: skip
+    delay.assert_not_called()
+    follow_up.refresh_from_db()
+    assert (follow_up.outcome, follow_up.outcome_source) == ("retained", "recorded")
+
+
+def test_settling_many_customers_finds_the_few_that_are_targets(follow_up, django_assert_max_num_queries):
+    # A file import announces thousands of customers, almost none of them in a campaign: they are
+    # looked up with one array parameter, and the follow-up among them is still settled.
+    outcomes_record(outcomes=[OutcomeInput("OC-1", False, timezone.now(), "crm")], channel="api")
+    ids = [f"NOBODY-{i}" for i in range(OUTCOME_BATCH_SIZE + 10)]
+    assert campaign_targets_apply_outcomes(customer_ids=[*ids, "OC-1"]) == 1
+    follow_up.refresh_from_db()
+    assert (follow_up.outcome, follow_up.outcome_source) == ("retained", "recorded")
+    assert campaign_targets_apply_outcomes(customer_ids=[*ids, "OC-1"]) == 0  # again: nothing changes
+    with django_assert_max_num_queries(3):  # the savepoint, the lookup, its release
+        assert campaign_targets_apply_outcomes(customer_ids=ids) == 0
 
 
 def test_openapi_documents_the_bulk_outcomes_endpoint(client):
