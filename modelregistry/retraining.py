@@ -79,10 +79,21 @@ class Measurement:
 
 def recent_inputs(*, since: datetime, limit: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Canonical columns of recent inputs: customers written since, and records scored since."""
-    customers = list(
-        Customer.objects.filter(updated_at__gte=since).order_by("-updated_at").values_list(*RECORD_FIELDS)[:limit]
-    )
-    scored = prediction_reader().recent_scored_inputs(since=since, limit=limit)
+    # One row per customer: the record it was last scored with, else its stored record. A customer
+    # both stored and scored in the window counted twice would double n and tighten the drift
+    # threshold (computed at n) until ordinary data looks drifted.
+    scored, seen = [], set()
+    for record in prediction_reader().recent_scored_inputs(since=since, limit=limit):
+        if record["customer_id"] not in seen:
+            seen.add(record["customer_id"])
+            scored.append(record)
+    customers = [
+        row
+        for row in Customer.objects.filter(updated_at__gte=since).order_by("-updated_at").values_list(*RECORD_FIELDS)[
+            :limit
+        ]
+        if row[0] not in seen
+    ]
     columns: dict[str, np.ndarray] = {}
     n = 0
     if customers:

@@ -49,7 +49,7 @@ def test_a_note_survives_an_expired_session_and_is_saved_after_signing_in_in_pla
 
     # the session ends while the note is being typed
     context.clear_cookies(name="sessionid")
-    card.locator("button[type=submit]").click()
+    card.locator("button.primary[type=submit]").click()
 
     dialog = page.locator("#signin-dialog")
     dialog.wait_for(state="visible")
@@ -75,7 +75,7 @@ def test_a_note_survives_a_missing_csrf_cookie(browser, live_server, staff_user,
     card.locator("textarea[name=note]").fill("Asked for a call back next week.")
 
     context.clear_cookies(name="csrftoken")
-    card.locator("button[type=submit]").click()
+    card.locator("button.primary[type=submit]").click()
 
     page.locator(f"#target-{follow_up.pk} >> text=Saved.").wait_for()
     assert TargetNote.objects.get(target=follow_up).text == "Asked for a call back next week."
@@ -94,7 +94,7 @@ def test_a_note_too_long_comes_back_with_the_error_and_a_draft_survives_a_reload
     # maxlength stops typing at 5,000; a pasted or scripted value can still be longer
     box.evaluate("(el, text) => { el.removeAttribute('maxlength'); el.value = text; }", long_note)
     box.dispatch_event("input")
-    card.locator("button[type=submit]").click()
+    card.locator("button.primary[type=submit]").click()
 
     page.locator(f"#target-{follow_up.pk} .errors").wait_for()
     assert page.locator(f"#target-{follow_up.pk} textarea[name=note]").input_value() == long_note
