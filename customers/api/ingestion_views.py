@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 
 from accounts.context import actor_for_request
 from churn_platform.api import JsonErrorsMixin, UploadTooLarge, require_declared_length
+from churn_platform.outages import ServiceUnavailable
 from customers.api.ingestion_serializers import (
     DataSourceSerializer,
     IngestionRunSerializer,
@@ -156,6 +158,9 @@ class DataSourceViewSet(viewsets.ModelViewSet):
     def _save(self, source: DataSource, password: str | None) -> DataSource:
         try:
             return data_source_save(source=source, actor=actor_for_request(self.request), password=password)
+        except ImproperlyConfigured as exc:
+            # No key ring to encrypt the secret with: nothing is stored, and the operator is told why.
+            raise ServiceUnavailable(str(exc), retry_after=300) from None
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
 

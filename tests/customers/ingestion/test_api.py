@@ -183,3 +183,25 @@ def test_rejected_rows_csv_neutralises_formulas_but_keeps_numbers(post_file, key
     for row in table:
         for value in row.values():
             assert not value or (value[0] not in "=+@\t\r" and not (value[0] == "-" and value != "-12.5"))
+
+
+def test_a_source_password_without_an_encryption_key_is_a_503_not_a_500(settings, department):
+    from rest_framework.test import APIClient
+
+    from accounts.services import api_key_create
+
+    settings.DATA_SOURCE_ENCRYPTION_KEYS = []
+    settings.PRODUCTION = True
+    _, plaintext = api_key_create(department=department, name="ingest")
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=plaintext)
+
+    response = client.post("/api/v1/data-sources/", {
+        "name": "crm", "kind": "postgresql", "host": "127.0.0.1", "port": 5432, "database": "x", "username": "u",
+        "password": "hunter2", "query": "SELECT 1",
+    }, format="json")  # fmt: skip
+
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "service_unavailable"
+    assert "DATA_SOURCE_ENCRYPTION_KEY" in response.json()["detail"]
+    assert response["Retry-After"] == "300"
