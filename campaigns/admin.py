@@ -13,6 +13,7 @@ from django.http import HttpRequest
 
 from accounts.authentication import client_ip
 from accounts.services import STAFF_GROUP, Actor, actor_for_user, audit_record
+from campaigns.forms import playbook_from_lines
 from campaigns.models import CampaignStatus, CampaignTarget, RetentionCampaign, TargetNote
 from campaigns.services import (
     FILTER_LIST_FIELDS,
@@ -90,14 +91,7 @@ class CampaignAdminForm(forms.ModelForm):
             raise forms.ValidationError(exc.errors["target_filters"]) from None
 
     def clean_playbook(self) -> list[dict[str, Any]]:
-        steps = []
-        for number, line in enumerate((self.cleaned_data.get("playbook") or "").splitlines(), start=1):
-            if not line.strip():
-                continue
-            day, sep, text = line.partition(":")
-            if not sep or not day.strip().isdigit():
-                raise forms.ValidationError(f'Line {number}: write "day: step", e.g. "2: Offer email".')
-            steps.append({"day": int(day.strip()), "step": text.strip()})
+        steps = playbook_from_lines(self.cleaned_data.get("playbook") or "")
         try:
             return clean_playbook(steps)
         except CampaignError as exc:

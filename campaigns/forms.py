@@ -18,6 +18,19 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(v, v) for v in values]
 
 
+def playbook_from_lines(text: str) -> list[dict[str, Any]]:
+    """'0: Call' lines to playbook steps; the campaign rules (clean_playbook) check them after."""
+    steps = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        day, sep, step = line.partition(":")
+        if not sep or not day.strip().isdigit():
+            raise forms.ValidationError(f'Line {number}: write "day: step", e.g. "2: Offer email".')
+        steps.append({"day": int(day.strip()), "step": step.strip()})
+    return steps
+
+
 class CampaignForm(forms.Form):
     name = forms.CharField(max_length=200)
     goal = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -85,15 +98,7 @@ class CampaignForm(forms.Form):
     department = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
 
     def clean_playbook(self) -> list[dict[str, Any]]:
-        steps = []
-        for number, line in enumerate((self.cleaned_data.get("playbook") or "").splitlines(), start=1):
-            if not line.strip():
-                continue
-            day, sep, text = line.partition(":")
-            if not sep or not day.strip().isdigit():
-                raise forms.ValidationError(f'Line {number}: write "day: step", e.g. "2: Offer email".')
-            steps.append({"day": int(day.strip()), "step": text.strip()})
-        return steps
+        return playbook_from_lines(self.cleaned_data.get("playbook") or "")
 
     def __init__(
         self,
