@@ -11,7 +11,7 @@
 # volume it made, also when a step fails.
 #
 # Its own database and Redis indexes, so it never meets the test suite (churn_ci, 14/15):
-#   SMOKE_DATABASE (churn_smoke), SMOKE_REDIS_DB (40), SMOKE_BROKER_DB (41), PGHOST/PGPORT.
+#   SMOKE_DATABASE (churn_smoke), SMOKE_REDIS_DB (12), SMOKE_BROKER_DB (13): a stock Redis has 16 databases and the suite uses 14 and 15, PGHOST/PGPORT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,7 +21,7 @@ fail() { say "FAILED: $*"; exit 1; }
 
 pg_host="${PGHOST:-127.0.0.1}" pg_port="${PGPORT:-5432}"
 database="${SMOKE_DATABASE:-churn_smoke}"
-redis_db="${SMOKE_REDIS_DB:-40}" broker_db="${SMOKE_BROKER_DB:-41}"
+redis_db="${SMOKE_REDIS_DB:-12}" broker_db="${SMOKE_BROKER_DB:-13}"
 image="${SMOKE_IMAGE:-churn-platform:smoke}"
 prefix="churn-smoke-$$"
 volume="$prefix-data"
