@@ -58,6 +58,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# The HTTP server's own bounds, stated here because clients meet them (docs/API_CONTRACT.md, "Errors"):
+# a request line (method, path and query) over 8,190 bytes, gunicorn's maximum, or a header over
+# 8,190 bytes is refused by gunicorn with its own 400 (text/html) before Django sees the request.
+# The API's longest legitimate query (filters and a page cursor) is well under 1 KiB.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
+limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 # Behind the ingress or a load balancer, trust its X-Forwarded-* headers.
