@@ -1,4 +1,4 @@
-"""Fixtures that run the platform for real: gunicorn with two workers, a Celery worker, Prometheus.
+"""Fixtures and helpers that run the platform for real: gunicorn with two workers, a Celery worker, Prometheus.
 
 The processes use a copy of the migrated test database (PostgreSQL ``CREATE DATABASE ... TEMPLATE``)
 so that what they write never leaks into other tests, and the Redis database the suite was given.
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "churn.test"
@@ -87,11 +88,16 @@ class LivePlatform:
         return requests.post(self.base_url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
 
     def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
+        return manage(self.env, *args)
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+    """Output of ``python manage.py ARGS`` run with ``env``; fails the test on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def _pg_connect(dbname: str):  # type: ignore[no-untyped-def]
@@ -181,25 +187,23 @@ def live_env(live_database_url, tmp_path_factory) -> dict[str, str]:
     return platform_environment(live_database_url, tmp_path_factory.mktemp("live-var"), "ops-live")
 
 
-@pytest.fixture(scope="module")
-def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
-    """gunicorn -c gunicorn.conf.py with two workers on a free 127.0.0.1 port."""
-    workdir = tmp_path_factory.mktemp("gunicorn")
+def start_gunicorn(base_env: dict[str, str], workdir: Path, *, service: str = "churn-web") -> LivePlatform:
+    """gunicorn -c gunicorn.conf.py with two workers on a free 127.0.0.1 port, answering /healthz.
+
+    The caller stops ``platform.processes`` (and whatever it appends to them) with ``stop``."""
     multiproc = workdir / "prometheus"
     port = free_port()
     env = {
-        **live_env,
+        **base_env,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "CHURN_SERVICE_NAME": "churn-web",
+        "CHURN_SERVICE_NAME": service,
     }
     platform = LivePlatform(
         base_url=f"http://127.0.0.1:{port}", env=env, api_key="", multiproc_dir=multiproc,
         log_out=workdir / "stdout.log", log_err=workdir / "stderr.log",
     )
-    output = platform.manage("create_api_key", "--department", "ops-live", "--name", "live-client")
-    platform.api_key = output.strip().splitlines()[-1].strip()
     with platform.log_out.open("w") as out, platform.log_err.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "churn_platform.wsgi:application", "-c", "gunicorn.conf.py"],
@@ -208,6 +212,47 @@ def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
     platform.processes.append(proc)
     try:
         wait_for(platform.base_url + "/healthz", proc=proc, log=platform.log_err)
+    except BaseException:
+        stop(proc)
+        raise
+    return platform
+
+
+def start_worker(
+    platform: LivePlatform, workdir: Path, queues: str, *extra: str
+) -> tuple[str, Path, subprocess.Popen]:
+    """A real Celery worker (prefork, two children) on ``queues``, serving metrics and probes on a
+    free port; appended to ``platform.processes``. Returns (url, log, process)."""
+    port = free_port()
+    env = {
+        **platform.env,
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+        "CELERY_METRICS_PORT": str(port),
+        "CELERY_METRICS_ADDRESS": "127.0.0.1",
+        "CHURN_SERVICE_NAME": "churn-worker",
+    }
+    env.pop("GUNICORN_BIND", None)
+    log = workdir / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "churn_platform", "worker", "-l", "INFO", "-Q", queues,
+             "-c", "2", *extra, "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    platform.processes.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url + "/healthz", proc=proc, log=log)
+    return url, log, proc
+
+
+@pytest.fixture(scope="module")
+def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
+    """gunicorn -c gunicorn.conf.py with two workers on a free 127.0.0.1 port."""
+    output = manage(live_env, "create_api_key", "--department", "ops-live", "--name", "live-client")
+    api_key = output.strip().splitlines()[-1].strip()
+    platform = start_gunicorn(live_env, tmp_path_factory.mktemp("gunicorn"))
+    platform.api_key = api_key
+    try:
         yield platform
     finally:
         for process in platform.processes:
@@ -217,26 +262,61 @@ def live_platform(live_env, tmp_path_factory) -> Iterator[LivePlatform]:
 @pytest.fixture(scope="module")
 def live_worker(live_platform, tmp_path_factory) -> Iterator[tuple[str, Path, str]]:
     """A real Celery worker (prefork, two children) serving metrics and probes; yields (url, log, queue)."""
-    workdir = tmp_path_factory.mktemp("worker")
-    port = free_port()
     queue = f"ops-test-{secrets.token_hex(4)}"
-    env = {
-        **live_platform.env,
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
-        "CELERY_METRICS_PORT": str(port),
-        "CELERY_METRICS_ADDRESS": "127.0.0.1",
-        "CHURN_SERVICE_NAME": "churn-worker",
-    }
-    log = workdir / "worker.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "churn_platform", "worker", "-l", "INFO", "-Q", queue,
-             "-c", "2", "--include", "tests.ops.worker_tasks", "-n", f"{queue}@%h", "--without-mingle",
-             "--without-gossip"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    live_platform.processes.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url + "/healthz", proc=proc, log=log)
+    url, log, proc = start_worker(live_platform, tmp_path_factory.mktemp("worker"), queue,
+                                  "--include", "tests.ops.worker_tasks", "-n", f"{queue}@%h")
     yield url, log, queue
     stop(proc)
+
+
+# --- a real Prometheus ---------------------------------------------------------------------
+
+RULES = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+
+
+@dataclass
+class PrometheusServer:
+    """A running Prometheus scraping the platform every second and evaluating its rules."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen
+
+    def query(self, expr: str) -> list[dict]:
+        """The instant vector ``expr`` returns now; fails the test when Prometheus refuses it."""
+        body = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert body["status"] == "success", (expr, body)
+        return body["data"]["result"]
+
+    def rule_groups(self) -> list[dict]:
+        return requests.get(f"{self.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+
+
+@contextlib.contextmanager
+def running_prometheus(workdir: Path, targets: dict[str, str], *, data_dir: Path | None = None,
+                       port: int | None = None) -> Iterator[PrometheusServer]:
+    """Prometheus on 127.0.0.1 scraping ``targets`` ({job: "host:port"}) every second with the
+    platform's rules, its TSDB in ``data_dir``; stopped (by its pid) on exit."""
+    binary = require_binary("prometheus")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(p) for p in RULES],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = workdir / "prometheus.log"
+    with log.open("a") as out:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={data_dir or workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/-/ready", proc=proc, log=log)
+        yield PrometheusServer(url=f"http://127.0.0.1:{port}", log=log, process=proc)
+    finally:
+        stop(proc)

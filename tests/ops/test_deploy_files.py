@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.ops.conftest import ROOT, require_binary
+from tests.ops.dashboards import BUILTIN_VARIABLES, DASHBOARDS, all_panels, dashboard_queries, substitute
 
 DEPLOY = ROOT / "deploy"
 RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
@@ -366,10 +367,6 @@ def _known_metric_names() -> set[str]:
     return known
 
 
-def _exprs(dashboard: dict) -> list[str]:
-    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-
-
 def test_grafana_dashboard_covers_health_model_and_business_with_known_metrics():
     from django_prometheus.middleware import Metrics
 
@@ -377,18 +374,80 @@ def test_grafana_dashboard_covers_health_model_and_business_with_known_metrics()
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "churn-platform.json").read_text())
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
     assert rows == ["Service health", "Model behaviour", "Business outcomes"]
-    ids = [p["id"] for p in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
     known = _known_metric_names()
-    for expr in _exprs(dashboard):
-        for name in re.findall(r"\b(?:churn[_:]|django_)[A-Za-z0-9_:]*", expr):
-            assert name in known, f"dashboard query uses unknown metric {name}: {expr}"
-    used = " ".join(_exprs(dashboard))
+    queries = dashboard_queries()
+    for query in queries:
+        for name in re.findall(r"\b(?:churn[_:]|django_)[A-Za-z0-9_:]*", query.promql):
+            assert name in known, f"dashboard query uses unknown metric {name}: {query}"
+    used = " ".join(q.promql for q in queries)
     for metric in ("churn_predictions_total", "churn_prediction_probability_bucket", "churn_model_live_accuracy",
                    "churn_drift_psi", "churn_api_requests_total", "churn_auth_failures_total",
                    "churn_celery_queue_depth", "churn_campaign_retention_uplift", "churn_ingestion_rows_total",
                    "churn_high_risk_customers_identified_total", "churn_model_registry_active_info"):
         assert metric in used, metric
+
+
+def test_every_dashboard_file_has_unique_panel_ids_and_only_prometheus_queries():
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        panels = all_panels(dashboard["panels"])
+        ids = [p["id"] for p in panels]
+        assert len(ids) == len(set(ids)), path.name
+        for panel in panels:
+            for target in panel.get("targets", []):
+                assert target.get("expr"), (path.name, panel.get("title"), target)
+                datasource = target.get("datasource") or panel.get("datasource") or {}
+                assert datasource.get("uid") in ("prometheus", "${datasource}"), (path.name, panel.get("title"))
+
+
+def test_the_dashboard_walk_finds_panels_inside_rows_and_substitutes_grafana_variables(tmp_path):
+    """What tests/ops/test_dashboards.py sends to Prometheus: every target of every file, nested
+    rows included, with the variables as Grafana would fill them in."""
+    assert {q.dashboard for q in dashboard_queries()} == {p.name for p in DASHBOARDS}
+    for path in DASHBOARDS:
+        assert path.read_text().count('"expr"') == len(dashboard_queries([path]))
+    board = {
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus", "current": {"value": "prometheus"}},
+            {"name": "job", "type": "custom", "current": {"value": "churn-web"}},
+            {"name": "queue", "type": "query", "multi": True, "current": {"value": ["$__all"]},
+             "options": [{"value": "$__all"}, {"value": "batch"}, {"value": "training"}]},
+            {"name": "window", "type": "interval", "current": {}, "options": [{"value": "5m"}, {"value": "1h"}]},
+        ]},
+        "panels": [
+            {"type": "row", "title": "Collapsed", "collapsed": True, "panels": [
+                {"title": "Inside", "targets": [
+                    {"refId": "A", "expr": 'rate(x{job="$job",queue=~"${queue}"}[$__rate_interval])'},
+                    {"refId": "B", "expr": "increase(y[[[window]]])"},
+                ]},
+            ]},
+            {"title": "Text", "type": "text"},
+        ],
+        "annotations": {"list": [{"name": "Deploys", "expr": 'changes(x{job="$job"}[$__interval])'}]},
+    }
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(board))
+    assert [(q.panel, q.ref_id, q.promql) for q in dashboard_queries([path])] == [
+        ("Inside", "A", 'rate(x{job="churn-web",queue=~"(batch|training)"}[1m])'),
+        ("Inside", "B", "increase(y[5m])"),
+        ("annotation Deploys", "-", 'changes(x{job="churn-web"}[15s])'),
+    ]
+    with pytest.raises(AssertionError, match=r"unknown Grafana variable \$nope"):
+        substitute('up{job="$nope"}', BUILTIN_VARIABLES)
+
+
+def test_the_alerts_annotation_marks_every_alert_of_the_rules():
+    """No alert fires within the live dashboard test (the shortest ``for`` is 2 minutes), so the
+    annotation's selector is checked here against the alerts the rules define."""
+    alerts = {
+        rule["alert"] for path in RULES for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"] if "alert" in rule
+    }
+    [annotation] = [q for q in dashboard_queries() if q.annotation]
+    assert re.fullmatch(r'ALERTS\{alertstate="firing",alertname=~"([^"]+)"\}', annotation.promql), annotation
+    pattern = re.search(r'alertname=~"([^"]+)"', annotation.promql).group(1)
+    assert alerts
+    assert all(re.fullmatch(pattern, name) for name in alerts), (pattern, alerts)
 
 
 def test_grafana_provisioning_points_at_the_dashboard_and_the_prometheus_datasource():
