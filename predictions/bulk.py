@@ -228,8 +228,9 @@ def file_part_input(result: ValidationResult, lines: Sequence[int], max_rejected
 # --- scoring ----------------------------------------------------------------------------------
 
 
-def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS) -> list[str]:
-    """Each row's top factors as the contract's JSON text, equal to ``scorer.explain`` of the row.
+def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS, *, stored: bool = False) -> list[str]:
+    """Each row's top factors as the contract's JSON text, equal to ``scorer.explain`` of the row;
+    ``stored``: in the stored form instead, ``[feature, impact]`` pairs (churn_ml.stored_factors).
 
     Same selection as the scorer (stable sort by absolute impact, impacts rounded to 1e-4, zero
     impacts left out), same object as ``Factor.as_dict``. Distinct (factor, impact) pairs are
@@ -244,8 +245,12 @@ def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS) -> list[str]:
     scaled = np.rint(np.take_along_axis(values, order, axis=1) * _IMPACT_SCALE).astype(np.int64)
     keys = (scaled << _FIELD_BITS) | order
     codes, uniques = pd.factorize(keys.ravel())
-    prefixes = [f'{{"feature":"{g.feature}","impact":' for g in FACTOR_GROUPS]
-    suffixes = [f',"fields":{json.dumps(list(g.fields))},"label":{json.dumps(g.label)}}}' for g in FACTOR_GROUPS]
+    if stored:
+        prefixes = [f'["{g.feature}",' for g in FACTOR_GROUPS]
+        suffixes = ["]"] * len(FACTOR_GROUPS)
+    else:
+        prefixes = [f'{{"feature":"{g.feature}","impact":' for g in FACTOR_GROUPS]
+        suffixes = [f',"fields":{json.dumps(list(g.fields))},"label":{json.dumps(g.label)}}}' for g in FACTOR_GROUPS]
     texts = np.array(
         [
             f"{prefixes[key & 31]}{(key >> _FIELD_BITS) / _IMPACT_SCALE!r}{suffixes[key & 31]}"
@@ -323,8 +328,7 @@ def score_and_write(chunk: ChunkInput, scorer: Any, context: WriteContext) -> Ch
     rounded = np.round(probabilities, 6).tolist()
     latency_ms = round(1000 * (result.timings["score"]) / max(chunk.n, 1), 6)
     with _collector_paused():
-        factors = factors_json(values, TOP_FACTORS)
-        del values
+        factors = factors_json(values, TOP_FACTORS, stored=True)
         ids = time_ordered_uuids(chunk.n)
         level_names = levels.tolist()
         flags = increased.tolist()
@@ -333,7 +337,9 @@ def score_and_write(chunk: ChunkInput, scorer: Any, context: WriteContext) -> Ch
         else:
             _write_orm(chunk, context, ids, rounded, level_names, factors, flags, latency_ms)
         if context.results_csv:
-            result.results_csv = results_csv(chunk, context, ids, rounded, level_names, factors, flags)
+            full = factors_json(values, TOP_FACTORS)
+            result.results_csv = results_csv(chunk, context, ids, rounded, level_names, full, flags)
+        del values
     result.scored = chunk.n
     result.timings["write"] = round(time.perf_counter() - started, 4)
     metrics.count_scored(model_version=context.model_version, levels=levels, probabilities=probabilities,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import tempfile
@@ -44,6 +45,7 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml.schema import CUSTOMER_ID_PATTERN, RECORD_FIELDS, validate_columns
+from churn_ml.stored_factors import expand_factors
 from churn_platform import metrics
 from churn_platform.csv_cells import SafeCsvWriter
 from churn_platform.db import relaxed_commit
@@ -684,7 +686,9 @@ def results_csv_rows(job: BatchJob) -> Iterator[str]:
         buffer.truncate()
         n = 0
         for row in rows:
-            writer.writerow(row)
+            # The stored factors ([feature, impact] pairs) as the contract's objects.
+            factors = json.dumps(expand_factors(json.loads(row[6])), separators=(",", ":"))
+            writer.writerow((*row[:6], factors, *row[7:]))
             n += 1
             if n == 5_000:
                 break

@@ -26,6 +26,7 @@ from accounts.services import SYSTEM, Actor, audit_record
 from churn_ml.inputs import snapshot_texts, snapshot_values
 from churn_ml.record import RecordCheck, check_record
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
+from churn_ml.stored_factors import compact_factors, compact_factors_text
 from churn_ml.tiers import risk_level, risk_levels
 from churn_platform import metrics
 from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
@@ -312,7 +313,7 @@ def _insert_one(
         row["risk_level"],
         json.dumps(row["recommendations"]),
         json.dumps(row["offer"]) if row["offer"] is not None else None,
-        json.dumps(row["top_factors"]),
+        compact_factors_text(row["top_factors"]),
         constants["model_version_id"],
         constants["source"],
         constants["latency_ms"],
@@ -420,7 +421,7 @@ def _write_rows(
                     row["risk_level"],
                     text,
                     offer_text,
-                    json.dumps(row["top_factors"], separators=(",", ":")),
+                    compact_factors_text(row["top_factors"]),
                     version_id,
                     source,
                     latency_ms,
@@ -440,7 +441,7 @@ def _model_kwargs(row: dict[str, Any], constants: dict[str, Any]) -> dict[str, A
         "risk_level": row["risk_level"],
         "recommendations": row["recommendations"],
         "offer": row["offer"],
-        "top_factors": row["top_factors"],
+        "top_factors": compact_factors(row["top_factors"]),
     }
 
 

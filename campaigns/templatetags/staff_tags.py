@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils.http import urlencode
 
 from churn_ml.inputs import snapshot_fields
-from churn_ml.scorer import stored_factor
+from churn_ml.stored_factors import expand_factor
 
 register = template.Library()
 
@@ -89,7 +89,7 @@ def factor_words(factor: dict[str, Any], prediction: Any = None, customer: Any =
 
     Worded from the factor's label and the values the prediction was scored with.
     """
-    item = stored_factor(factor)
+    item = expand_factor(factor)
     label = str(item["label"])
     fields = [str(name) for name in item["fields"]]
     impact = float(item.get("impact") or 0.0)

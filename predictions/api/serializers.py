@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from churn_ml.scorer import stored_factor
+from churn_ml.stored_factors import expand_factor
 from predictions.models import Prediction
 
 
@@ -18,7 +18,7 @@ class FactorSerializer(serializers.Serializer):
     label = serializers.CharField()
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        return super().to_representation(stored_factor(instance))
+        return super().to_representation(expand_factor(instance))
 
 
 class OfferSerializer(serializers.Serializer):

@@ -79,7 +79,7 @@ def test_a_full_job_scores_every_customer_exactly_as_in_process_scoring(
         got = rows[expected["customer_id"]]
         assert got.churn_probability == expected["churn_probability"]
         assert got.risk_level == expected["risk_level"]
-        assert got.top_factors == expected["top_factors"]
+        assert got.factors == expected["top_factors"]
         assert got.recommendations == expected["recommendations"]
         assert got.model_version_id == active_version.pk
 
@@ -113,7 +113,7 @@ def test_results_file_and_api_stream_the_same_rows(
         assert float(row["churn_probability"]) == prediction.churn_probability
         assert row["risk_level"] == prediction.risk_level
         assert row["model_version"] == active_version.version
-        assert json.loads(row["top_factors"]) == prediction.top_factors
+        assert json.loads(row["top_factors"]) == prediction.factors
         assert row["prediction_id"] == str(prediction.prediction_id)
         assert row["risk_increased"] == "false"
     # without the file (a job still running, or files turned off) the rows stream from the database
@@ -123,7 +123,7 @@ def test_results_file_and_api_stream_the_same_rows(
     assert [(r["customer_id"], r["churn_probability"]) for r in streamed] == sorted(
         (r["customer_id"], r["churn_probability"]) for r in rows
     )
-    assert all(json.loads(r["top_factors"]) == stored[r["customer_id"]].top_factors for r in streamed)
+    assert all(json.loads(r["top_factors"]) == stored[r["customer_id"]].factors for r in streamed)
 
 
 # --- idempotency ----------------------------------------------------------------------------------
