@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from churn_ml.schema import (
-    _ENUM_PARSERS,
+from churn_ml.schema.fields import (
     BOOL_FIELDS,
     CUSTOMER_ID_PATTERN,
     ENUM_FIELDS,
@@ -26,6 +25,9 @@ from churn_ml.schema import (
     NUMBER_FIELDS,
     OPTIONAL_FIELDS,
     TOTAL_CHARGES_RELATIVE_TOLERANCE,
+)
+from churn_ml.schema.values import (
+    _ENUM_PARSERS,
     _describe_range,
     _is_float_nan,
     _json_type,

@@ -24,7 +24,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, MISSING, _json_type
+from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, MISSING
+from churn_ml.schema.values import _json_type
 from customers.ingestion.mapping import (
     IGNORE,
     LABEL,
