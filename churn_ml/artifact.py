@@ -31,7 +31,7 @@ import numpy as np
 
 from churn_ml.drift import ReferenceStats
 from churn_ml.features import FEATURE_SPEC_VERSION
-from churn_ml.scorer import scorer_from_dict
+from churn_ml.scoring.compiler import scorer_from_dict
 from churn_ml.training import TrainedModel
 
 ARTIFACT_FORMAT: Final = "churn_ml.artifact/1"

@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from churn_ml.scorer import Factor, factor_fields_and_label, stored_factor
+from churn_ml.scoring.factors import Factor, factor_fields_and_label, stored_factor
 
 
 def compact_factors(factors: Iterable[Factor | Mapping[str, Any]]) -> list[list[Any]]:

@@ -64,7 +64,9 @@ from churn_ml.features import (
     as_columns,
 )
 from churn_ml.schema import FIELD_ORDER, RECORD_FIELDS
-from churn_ml.scorer import LinearScorer, TreeEnsembleScorer, compile_pipeline
+from churn_ml.scoring.compiler import compile_pipeline
+from churn_ml.scoring.linear import LinearScorer
+from churn_ml.scoring.trees import TreeEnsembleScorer
 
 ALGORITHMS: Final = ("auto", "logistic", "gradient_boosting")
 TEST_SIZE: Final = 0.2

@@ -34,7 +34,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from churn_ml.features import FACTOR_GROUPS
 from churn_ml.inputs import snapshot_texts
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
-from churn_ml.scorer import IMPACT_DECIMALS
+from churn_ml.scoring.factors import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
 from churn_platform import metrics
 from churn_platform.csv_cells import safe_cell

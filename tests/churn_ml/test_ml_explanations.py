@@ -18,7 +18,8 @@ from churn_ml.features import (
     affected_features,
 )
 from churn_ml.record import check_record
-from churn_ml.scorer import Factor, scorer_from_dict
+from churn_ml.scoring.compiler import scorer_from_dict
+from churn_ml.scoring.factors import Factor
 
 
 @pytest.fixture(scope="module")

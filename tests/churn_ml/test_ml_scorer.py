@@ -13,14 +13,11 @@ from hypothesis import strategies as st
 
 from churn_ml.features import FACTOR_GROUPS, FEATURE_SPEC_VERSION
 from churn_ml.schema import ENUM_FIELDS, FIELD_ORDER, INTERNET_ADDON_FIELDS, validate_records
-from churn_ml.scorer import (
-    Factor,
-    LinearScorer,
-    Scorer,
-    TreeEnsembleScorer,
-    compile_pipeline,
-    scorer_from_dict,
-)
+from churn_ml.scoring.compiler import compile_pipeline, scorer_from_dict
+from churn_ml.scoring.factors import Factor
+from churn_ml.scoring.linear import LinearScorer
+from churn_ml.scoring.protocol import Scorer
+from churn_ml.scoring.trees import TreeEnsembleScorer
 
 
 def test_the_default_model_is_the_linear_scorer(model) -> None:

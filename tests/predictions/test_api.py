@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from churn_ml.schema import FIELD_ORDER
-from churn_ml.scorer import Factor
+from churn_ml.scoring.factors import Factor
 from modelregistry import loader
 from predictions.models import Prediction, RiskTierAction
 from predictions.services import forget_tier_actions

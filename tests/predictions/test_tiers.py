@@ -10,7 +10,7 @@ from accounts.models import AuditLogEntry
 from accounts.services import api_key_create
 from campaigns.models import CampaignAction
 from campaigns.services import CampaignError, CampaignSpec, campaign_create
-from churn_ml.scorer import Factor
+from churn_ml.scoring.factors import Factor
 from modelregistry import loader
 from predictions.models import Prediction, RiskTierAction
 from predictions.services import forget_tier_actions
