@@ -49,7 +49,8 @@ from churn_ml.stored_factors import expand_factors
 from churn_platform import metrics
 from churn_platform.csv_cells import SafeCsvWriter
 from churn_platform.db import relaxed_commit
-from customers.ingestion.readers import Chunk, open_file_reader
+from customers.ingestion.readers import open_file_reader
+from customers.ingestion.readers.chunks import Chunk
 from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
 from customers.models import Customer
 from modelregistry.loader import ModelUnavailable, active_model, load_version

@@ -53,7 +53,7 @@ from churn_ml.schema import (
 from churn_platform.db import insert_objects
 from churn_platform.metrics import INGESTION_ROWS
 from customers.ingestion import anomalies
-from customers.ingestion.readers import Chunk
+from customers.ingestion.readers.chunks import Chunk
 from customers.ingestion.writers import ChunkWrite, WriteOutcome, Writer
 from customers.models import (
     DataSource,

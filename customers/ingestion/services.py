@@ -27,7 +27,8 @@ from churn_platform.metrics import INGESTION_RUNS
 from customers.ingestion import anomalies
 from customers.ingestion.mapping import MappingError
 from customers.ingestion.pipeline import ClaimLost, Pipeline, TooManyRejected, run_outcome
-from customers.ingestion.readers import Reader, open_file_reader
+from customers.ingestion.readers import open_file_reader
+from customers.ingestion.readers.chunks import Reader
 from customers.ingestion.secrets import SecretUnreadable, encrypt_secret
 from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
 from customers.ingestion.sources import SourceError, open_source_reader

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from customers.ingestion.egress import EgressRefused, checked_address
-from customers.ingestion.readers import Reader
+from customers.ingestion.readers.chunks import Reader
 from customers.models import DataSource, SourceKind
 
 # connect plus read never take longer than this, whatever a source's timeout_seconds says.

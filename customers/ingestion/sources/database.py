@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from customers.ingestion.readers import Chunk, Reader, RecordColumns
+from customers.ingestion.readers.chunks import Chunk, Reader
+from customers.ingestion.readers.records import RecordColumns
 from customers.ingestion.secrets import decrypt_secret
 from customers.ingestion.sources import (
     SourceError,

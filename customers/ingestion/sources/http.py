@@ -40,7 +40,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from customers.ingestion.mapping import get_path
-from customers.ingestion.readers import BadRow, Chunk, Reader, RecordColumns
+from customers.ingestion.readers.chunks import BadRow, Chunk, Reader
+from customers.ingestion.readers.records import RecordColumns
 from customers.ingestion.secrets import decrypt_secret
 from customers.ingestion.sources import (
     SourceError,
