@@ -1,18 +1,19 @@
 """Quality metrics of churn probabilities against observed outcomes.
 
-Implemented here in numpy rather than taken from sklearn.metrics so the live-accuracy path (the
-web layer comparing stored predictions with recorded outcomes) has one small, dependency-light
-definition of each figure, with defined behaviour on the degenerate inputs live data produces
-(no outcomes yet, only churners, only stayers). Tests pin each function on hand-computed inputs
-and cross-check against sklearn.
+ROC AUC, PR AUC, accuracy, F1 and the Brier score are sklearn.metrics' own: every process that
+computes them (training, the Celery workers, the web workers reading live performance) has
+scikit-learn loaded already, for training and for reading model artifacts. What this module adds
+is defined behaviour on the degenerate inputs live data produces (no outcomes yet, only
+churners, only stayers): an undefined figure is None, never a warning or an exception. The
+calibration figures are written here: sklearn has no ECE, and ``calibration_curve`` drops empty
+bins, which the reliability table must list.
 
 Definitions:
 
 * ROC AUC: probability that a random churner scores above a random stayer, ties counting half
-  (the Mann-Whitney statistic); undefined (None) unless both classes are present.
-* PR AUC: average precision, sum over distinct score thresholds of (recall step) x precision,
-  the same step-wise definition as ``sklearn.metrics.average_precision_score``; undefined
-  without any churner.
+  (``roc_auc_score``); undefined (None) unless both classes are present.
+* PR AUC: average precision (``average_precision_score``), sum over distinct score thresholds
+  of (recall step) x precision; undefined without any churner.
 * accuracy and F1 at a threshold (default 0.5, a churn prediction is ``p >= threshold``); F1 is
   0 when there are neither predicted nor actual churners.
 * Brier score: mean squared difference between probability and outcome (0/1).
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import numpy as np
+from sklearn import metrics
 
 DEFAULT_THRESHOLD: Final = 0.5
 DEFAULT_ECE_BINS: Final = 10
@@ -45,34 +47,17 @@ def _arrays(probabilities: Any, outcomes: Any) -> tuple[np.ndarray, np.ndarray]:
 def roc_auc(probabilities: Any, outcomes: Any) -> float | None:
     """Area under the ROC curve; None when only one class is present."""
     p, y = _arrays(probabilities, outcomes)
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return None
-    # Average ranks (1-based) so tied scores count half, as in the Mann-Whitney U statistic.
-    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    average_rank = ends - (counts - 1) / 2.0
-    rank_sum = float(average_rank[inverse][y].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    return float(metrics.roc_auc_score(y, p))
 
 
 def pr_auc(probabilities: Any, outcomes: Any) -> float | None:
     """Average precision (area under the step-wise precision-recall curve); None without churners."""
     p, y = _arrays(probabilities, outcomes)
-    n_pos = int(y.sum())
-    if n_pos == 0:
+    if not y.any():
         return None
-    order = np.argsort(-p, kind="mergesort")
-    p_sorted, y_sorted = p[order], y[order]
-    # One point per distinct threshold: the last index of each run of equal scores.
-    last = np.r_[np.flatnonzero(np.diff(p_sorted) != 0), len(p_sorted) - 1]
-    true_pos = np.cumsum(y_sorted)[last]
-    predicted_pos = last + 1
-    precision = true_pos / predicted_pos
-    recall = true_pos / n_pos
-    recall_steps = np.diff(np.r_[0.0, recall])
-    return float(np.sum(recall_steps * precision))
+    return float(metrics.average_precision_score(y, p))
 
 
 def accuracy(probabilities: Any, outcomes: Any, threshold: float = DEFAULT_THRESHOLD) -> float | None:
@@ -80,7 +65,7 @@ def accuracy(probabilities: Any, outcomes: Any, threshold: float = DEFAULT_THRES
     p, y = _arrays(probabilities, outcomes)
     if len(p) == 0:
         return None
-    return float(np.mean((p >= threshold) == y))
+    return float(metrics.accuracy_score(y, p >= threshold))
 
 
 def f1(probabilities: Any, outcomes: Any, threshold: float = DEFAULT_THRESHOLD) -> float | None:
@@ -88,10 +73,7 @@ def f1(probabilities: Any, outcomes: Any, threshold: float = DEFAULT_THRESHOLD) 
     p, y = _arrays(probabilities, outcomes)
     if len(p) == 0:
         return None
-    predicted = p >= threshold
-    true_pos = int(np.sum(predicted & y))
-    denominator = int(predicted.sum()) + int(y.sum())
-    return 0.0 if denominator == 0 else 2.0 * true_pos / denominator
+    return float(metrics.f1_score(y, p >= threshold, zero_division=0.0))
 
 
 def brier(probabilities: Any, outcomes: Any) -> float | None:
@@ -99,7 +81,7 @@ def brier(probabilities: Any, outcomes: Any) -> float | None:
     p, y = _arrays(probabilities, outcomes)
     if len(p) == 0:
         return None
-    return float(np.mean((p - y) ** 2))
+    return float(metrics.brier_score_loss(y, p, pos_label=True))
 
 
 def calibration_bins(probabilities: Any, outcomes: Any, bins: int = DEFAULT_ECE_BINS) -> list[dict[str, float]]:

@@ -1,10 +1,16 @@
-"""Metrics on small inputs whose values were computed by hand, cross-checked against sklearn."""
+"""Metrics on small inputs whose values were computed by hand, cross-checked against sklearn.
+
+ROC AUC, PR AUC, accuracy, F1 and Brier are sklearn.metrics' own; the tests pin what evaluation
+adds (None on degenerate input, the inclusive threshold). The calibration figures are written
+here and held to sklearn's calibration_curve.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
 
 from churn_ml import evaluation as ev
 
@@ -76,11 +82,30 @@ def test_agrees_with_sklearn_on_random_data_with_ties() -> None:
     y = rng.random(2000) < 0.3
     # Rounded to two decimals so that many scores tie.
     p = np.round(np.clip(0.3 * y + rng.random(2000) * 0.7, 0, 1), 2)
-    assert ev.roc_auc(p, y) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
-    assert ev.pr_auc(p, y) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
-    assert ev.brier(p, y) == pytest.approx(skm.brier_score_loss(y, p), abs=1e-12)
-    assert ev.accuracy(p, y) == pytest.approx(skm.accuracy_score(y, p >= 0.5), abs=1e-12)
-    assert ev.f1(p, y) == pytest.approx(skm.f1_score(y, p >= 0.5), abs=1e-12)
+    report = ev.classification_metrics(p, y)
+    assert report.roc_auc == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert report.pr_auc == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    assert report.brier == pytest.approx(skm.brier_score_loss(y, p), abs=1e-12)
+    assert report.accuracy == pytest.approx(skm.accuracy_score(y, p >= 0.5), abs=1e-12)
+    assert report.f1 == pytest.approx(skm.f1_score(y, p >= 0.5), abs=1e-12)
+
+
+def test_hand_written_ece_agrees_with_sklearns_calibration_curve() -> None:
+    # The ECE is written here (sklearn has none); held to the bin means calibration_curve gives,
+    # weighted by the bins' counts. Continuous scores, so that none falls on a bin edge, where
+    # calibration_curve puts an edge value in the lower bin and the ECE in the upper one.
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 5, 3000)
+    y = rng.random(3000) < np.clip(p * 1.3, 0, 1)
+    churn_rate, mean_probability = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    counts = np.histogram(p, bins=np.linspace(0, 1, 11))[0]
+    weights = counts[counts > 0] / len(p)
+    assert ev.expected_calibration_error(p, y) == pytest.approx(
+        float(np.sum(weights * np.abs(mean_probability - churn_rate))), abs=1e-12
+    )
+    table = [b for b in ev.calibration_bins(p, y) if b["count"]]
+    assert [b["churn_rate"] for b in table] == pytest.approx(list(churn_rate), abs=1e-12)
+    assert [b["mean_probability"] for b in table] == pytest.approx(list(mean_probability), abs=1e-12)
 
 
 def test_undefined_figures_are_none() -> None:
