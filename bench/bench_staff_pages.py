@@ -70,7 +70,8 @@ def seed(args: argparse.Namespace) -> dict:
     from accounts.models import Department, Membership
     from accounts.services import actor_for_user
     from campaigns.models import CampaignTarget, TargetNote
-    from campaigns.services import CampaignSpec, campaign_create, campaign_enrol
+    from campaigns.services.lifecycle import campaign_create, campaign_enrol
+    from campaigns.services.spec import CampaignSpec
     from customers.models import Customer
     from modelregistry.models import ModelVersion
     from predictions.models import Prediction

@@ -15,17 +15,10 @@ from accounts.authentication import client_ip
 from accounts.services import STAFF_GROUP, Actor, actor_for_user, audit_record
 from campaigns.forms import playbook_from_lines
 from campaigns.models import CampaignStatus, CampaignTarget, RetentionCampaign, TargetNote
-from campaigns.services import (
-    FILTER_LIST_FIELDS,
-    FILTER_NUMBER_FIELDS,
-    CampaignError,
-    NotVisible,
-    campaign_close,
-    campaign_enrol,
-    campaign_targets_assign,
-    clean_playbook,
-    clean_target_filters,
-)
+from campaigns.services.common import CampaignError, NotVisible
+from campaigns.services.follow_ups import campaign_targets_assign
+from campaigns.services.lifecycle import campaign_close, campaign_enrol
+from campaigns.services.spec import FILTER_LIST_FIELDS, FILTER_NUMBER_FIELDS, clean_playbook, clean_target_filters
 from churn_platform.form_fields import MappingField
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from campaigns.services import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
+from campaigns.services.outcomes import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
 from campaigns.tasks import apply_recorded_outcomes
 from customers.signals import RecordedOutcome
 

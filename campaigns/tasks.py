@@ -15,7 +15,7 @@ from django.db import OperationalError
 )
 def close_ended_campaigns() -> list[int]:
     """Close the campaigns whose end date has passed (scheduled daily by beat). Closing twice is a no-op."""
-    from campaigns.services import campaigns_close_ended
+    from campaigns.services.lifecycle import campaigns_close_ended
 
     return campaigns_close_ended()
 
@@ -29,7 +29,7 @@ def close_ended_campaigns() -> list[int]:
 )
 def apply_recorded_outcomes(*, customer_ids: list[str]) -> int:
     """Fill campaign targets' outcomes from the customers' recorded outcomes; repeating changes nothing."""
-    from campaigns.services import campaign_targets_apply_outcomes
+    from campaigns.services.outcomes import campaign_targets_apply_outcomes
 
     return campaign_targets_apply_outcomes(customer_ids=customer_ids)
 

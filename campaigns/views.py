@@ -68,18 +68,15 @@ from campaigns.selectors import (
     user_is_staff_member,
     with_current_risk,
 )
-from campaigns.services import (
-    CampaignError,
-    NotVisible,
-    campaign_close,
-    campaign_create,
-    campaign_enrol,
+from campaigns.services.common import CampaignError, NotVisible
+from campaigns.services.follow_ups import (
     campaign_target_step_done,
     campaign_target_update,
     campaign_targets_bulk_change,
     saved_view_delete,
     saved_view_save,
 )
+from campaigns.services.lifecycle import campaign_close, campaign_create, campaign_enrol
 from customers.models import Customer
 
 PAGE_SIZE = 25

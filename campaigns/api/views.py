@@ -36,15 +36,10 @@ from campaigns.selectors import (
     campaign_target_list,
     projection_as_dict,
 )
-from campaigns.services import (
-    CampaignError,
-    CampaignSpec,
-    NotVisible,
-    campaign_close,
-    campaign_create,
-    campaign_enrol,
-    campaign_target_update,
-)
+from campaigns.services.common import CampaignError, NotVisible
+from campaigns.services.follow_ups import campaign_target_update
+from campaigns.services.lifecycle import campaign_close, campaign_create, campaign_enrol
+from campaigns.services.spec import CampaignSpec
 from churn_platform.api import JsonErrorsMixin
 
 WRITE_SCOPES = {"GET": "customers:read", "POST": "campaigns:write", "PATCH": "campaigns:write"}

@@ -120,7 +120,7 @@ def test_the_customer_timeline_puts_scores_events_outcomes_campaign_steps_and_no
 
     from django.utils import timezone
 
-    from campaigns.services import campaign_target_update
+    from campaigns.services.follow_ups import campaign_target_update
     from customers.models import CustomerEvent, Outcome
 
     _, treated, _ = work

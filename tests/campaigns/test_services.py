@@ -21,17 +21,10 @@ from campaigns.models import (
     TargetNote,
     TargetOutcome,
 )
-from campaigns.services import (
-    CampaignError,
-    CampaignSpec,
-    NotVisible,
-    campaign_close,
-    campaign_create,
-    campaign_enrol,
-    campaign_target_update,
-    campaign_targets_assign,
-    campaigns_close_ended,
-)
+from campaigns.services.common import CampaignError, NotVisible
+from campaigns.services.follow_ups import campaign_target_update, campaign_targets_assign
+from campaigns.services.lifecycle import campaign_close, campaign_create, campaign_enrol, campaigns_close_ended
+from campaigns.services.spec import CampaignSpec
 from campaigns.tasks import close_ended_campaigns
 from customers.models import Customer
 from customers.services import OutcomeInput, outcome_record, outcomes_record
@@ -362,9 +355,10 @@ def test_rule_can_require_a_risk_increase_and_customer_filters(staff_actor):
 def test_outcomes_for_a_large_import_are_applied_in_batches(
     staff_actor, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from campaigns import receivers, services
+    from campaigns import receivers
+    from campaigns.services import outcomes
 
-    monkeypatch.setattr(services, "OUTCOME_BATCH_SIZE", 2)
+    monkeypatch.setattr(outcomes, "OUTCOME_BATCH_SIZE", 2)
     monkeypatch.setattr(receivers, "OUTCOME_BATCH_SIZE", 2)
     for i in range(5):
         scored_customer(f"BIG-{i}", 0.9)

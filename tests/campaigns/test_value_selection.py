@@ -26,7 +26,7 @@ from accounts.models import AuditLogEntry
 from campaigns import stats
 from campaigns.models import CampaignTarget, TargetNote
 from campaigns.selectors import campaign_audience, campaign_effectiveness, projection_as_dict
-from campaigns.services import campaign_enrol
+from campaigns.services.lifecycle import campaign_enrol
 from tests.campaigns.factories import CampaignFactory, TargetFactory, hand_computed_campaign, scored_customer
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from accounts.models import AuditLogEntry
 from accounts.services import SYSTEM, Actor
 from campaigns.models import CampaignTarget
-from campaigns.services import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
+from campaigns.services.outcomes import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
 from customers.ingestion.services import data_source_run_now, data_source_save, ingestion_upload
 from customers.ingestion.sources.stream import EventConsumer
 from customers.models import DataSource, Outcome, SourceKind

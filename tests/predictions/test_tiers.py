@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 from accounts.models import AuditLogEntry
 from accounts.services import api_key_create
 from campaigns.models import CampaignAction
-from campaigns.services import CampaignError, CampaignSpec, campaign_create
+from campaigns.services.common import CampaignError
+from campaigns.services.lifecycle import campaign_create
+from campaigns.services.spec import CampaignSpec
 from churn_ml.scoring.factors import Factor
 from modelregistry import loader
 from predictions.models import Prediction, RiskTierAction
