@@ -177,7 +177,7 @@ def time_pages(ctx: dict, repeat: int) -> list[tuple[str, list[float], int, int]
     campaign = ctx["campaign"]
     from django.core.cache import cache
 
-    from campaigns.selectors import POPULATION_CACHE_KEY
+    from campaigns.selectors.dashboard import POPULATION_CACHE_KEY
 
     pages = [
         ("dashboard", "get", "/staff/", None),
@@ -222,7 +222,7 @@ def main() -> None:
     print(f"seeded {args.customers:,} customers and their predictions in {ctx['seed_seconds']:.1f} s")
     print(f"enrolled {enrol.enrolled:,} targets ({enrol.treatment:,} treatment, {enrol.control:,} control; "
           f"{enrol.matched:,} matched the rule) in {ctx['enrol_seconds']:.2f} s")  # fmt: skip
-    from campaigns.selectors import population_stats_refresh
+    from campaigns.selectors.dashboard import population_stats_refresh
 
     refresh_ms = []
     for _ in range(3):

@@ -20,7 +20,8 @@ from django.utils import timezone
 from accounts.models import AuditLogEntry
 from accounts.services import actor_for_user
 from campaigns.models import OPEN_FOLLOW_UP_STATUSES, CampaignStatus, CampaignTarget, DigestPreference, TargetGroup
-from campaigns.selectors import campaign_target_list, staff_user_ids, with_current_risk
+from campaigns.selectors.access import campaign_target_list, staff_user_ids
+from campaigns.selectors.follow_ups import with_current_risk
 from predictions.models import RiskLevel
 
 LEVEL_RANK = {level: rank for rank, level in enumerate(RiskLevel.values)}

@@ -16,7 +16,7 @@ from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
 from campaigns.models import CampaignTarget, TargetNote
-from campaigns.selectors import Effectiveness
+from campaigns.selectors.effectiveness import Effectiveness
 from churn_platform.csv_cells import SafeCsvWriter
 
 CHUNK = 2000  # rows per query while streaming; a few MB of Python objects at most

@@ -8,7 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from campaigns.models import CampaignAction, CampaignSelection, FollowUpStatus, TargetOutcome
-from campaigns.selectors import FOLLOW_UP_SORTS, HIGH_OR_CRITICAL
+from campaigns.selectors.follow_ups import FOLLOW_UP_SORTS, HIGH_OR_CRITICAL
 from campaigns.services.follow_ups import UNSET
 from campaigns.services.spec import CampaignSpec
 from churn_ml.schema import ENUM_FIELDS

@@ -43,7 +43,7 @@ def apply_recorded_outcomes(*, customer_ids: list[str]) -> int:
 )
 def refresh_population_stats() -> str:
     """Recompute the dashboard's population charts (beat runs it every 5 minutes); it only overwrites a snapshot."""
-    from campaigns.selectors import population_stats_refresh
+    from campaigns.selectors.dashboard import population_stats_refresh
 
     return population_stats_refresh().computed_at.isoformat()
 

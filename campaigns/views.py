@@ -44,30 +44,22 @@ from campaigns.models import (
     TargetNote,
     TargetOutcome,
 )
-from campaigns.selectors import (
-    FollowUpFilters,
+from campaigns.selectors.access import (
     assignable_users,
-    campaign_audience,
-    campaign_effectiveness,
     campaign_get,
     campaign_list,
     campaign_list_with_counts,
-    campaign_results,
-    campaign_save_rate,
     campaign_target_get,
     campaign_target_list,
-    customer_overview,
-    customer_timeline,
-    follow_up_list,
-    open_follow_ups,
-    population_stats,
-    projection_as_dict,
-    saved_views,
     staff_by_department,
     staff_user_ids,
     user_is_staff_member,
-    with_current_risk,
 )
+from campaigns.selectors.audience import campaign_audience, campaign_save_rate, projection_as_dict
+from campaigns.selectors.customer import customer_overview, customer_timeline
+from campaigns.selectors.dashboard import open_follow_ups, population_stats
+from campaigns.selectors.effectiveness import campaign_effectiveness, campaign_results
+from campaigns.selectors.follow_ups import FollowUpFilters, follow_up_list, saved_views, with_current_risk
 from campaigns.services.common import CampaignError, NotVisible
 from campaigns.services.follow_ups import (
     campaign_target_step_done,

@@ -13,7 +13,7 @@ from campaigns.models import (
     TargetNote,
     TargetOutcome,
 )
-from campaigns.selectors import AssigneeEffect, Effectiveness
+from campaigns.selectors.effectiveness import AssigneeEffect, Effectiveness
 from campaigns.stats import Effect, GroupCounts
 from predictions.models import RiskLevel
 

@@ -29,13 +29,9 @@ from campaigns.api.serializers import (
 )
 from campaigns.exports import CsvRenderer, csv_response, targets_csv_rows
 from campaigns.models import TargetNote
-from campaigns.selectors import (
-    campaign_audience,
-    campaign_effectiveness,
-    campaign_list_with_counts,
-    campaign_target_list,
-    projection_as_dict,
-)
+from campaigns.selectors.access import campaign_list_with_counts, campaign_target_list
+from campaigns.selectors.audience import campaign_audience, projection_as_dict
+from campaigns.selectors.effectiveness import campaign_effectiveness
 from campaigns.services.common import CampaignError, NotVisible
 from campaigns.services.follow_ups import campaign_target_update
 from campaigns.services.lifecycle import campaign_close, campaign_create, campaign_enrol

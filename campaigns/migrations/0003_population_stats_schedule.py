@@ -4,7 +4,7 @@ TASK_NAME = "campaigns: refresh dashboard population charts"
 
 
 def create_schedule(apps, schema_editor):
-    # Every 5 minutes, the freshness the staff dashboard promises (selectors.POPULATION_FRESH_SECONDS).
+    # Every 5 minutes, the freshness the staff dashboard promises (selectors.dashboard.POPULATION_FRESH_SECONDS).
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     every, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")

@@ -21,7 +21,7 @@ from campaigns.models import (
     TargetNote,
     TargetOutcome,
 )
-from campaigns.selectors import assignable_users
+from campaigns.selectors.access import assignable_users
 from campaigns.services.common import (
     ENROL_BATCH_SIZE,
     CampaignError,

@@ -20,7 +20,9 @@ from campaigns.models import (
     RetentionCampaign,
     TargetGroup,
 )
-from campaigns.selectors import assignable_users, campaign_audience, campaign_candidates, projection_as_dict
+from campaigns.selectors.access import assignable_users
+from campaigns.selectors.audience import campaign_audience, projection_as_dict
+from campaigns.selectors.matching import campaign_candidates
 from campaigns.services.common import (
     ENROL_BATCH_SIZE,
     CampaignError,

@@ -14,7 +14,7 @@ from campaigns.models import (
     CampaignAction,
     CampaignSelection,
 )
-from campaigns.selectors import assignable_users
+from campaigns.selectors.access import assignable_users
 from campaigns.services.common import (
     CampaignError,
 )

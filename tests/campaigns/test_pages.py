@@ -386,7 +386,7 @@ def test_pages_use_a_fixed_number_of_queries(
 def test_population_charts_come_from_a_snapshot_refreshed_when_stale():
     from django_celery_beat.models import PeriodicTask
 
-    from campaigns.selectors import POPULATION_FRESH_SECONDS, population_stats
+    from campaigns.selectors.dashboard import POPULATION_FRESH_SECONDS, population_stats
 
     scored_customer("SNAP-1", 0.9)
     assert population_stats().risk["critical"] == 1

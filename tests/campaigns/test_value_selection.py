@@ -25,7 +25,8 @@ import pytest
 from accounts.models import AuditLogEntry
 from campaigns import stats
 from campaigns.models import CampaignTarget, TargetNote
-from campaigns.selectors import campaign_audience, campaign_effectiveness, projection_as_dict
+from campaigns.selectors.audience import campaign_audience, projection_as_dict
+from campaigns.selectors.effectiveness import campaign_effectiveness
 from campaigns.services.lifecycle import campaign_enrol
 from tests.campaigns.factories import CampaignFactory, TargetFactory, hand_computed_campaign, scored_customer
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import AuditLogEntry
 from accounts.services import api_key_create
 from campaigns.models import CampaignTarget, TargetGroup, TargetNote, TargetOutcome
-from campaigns.selectors import campaign_effectiveness
+from campaigns.selectors.effectiveness import campaign_effectiveness
 from customers.erasure_signals import customer_erased
 from customers.models import Customer, IngestionRun, Outcome, QuarantinedRow
 from predictions.models import Prediction
