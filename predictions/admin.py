@@ -34,7 +34,7 @@ from predictions.models import (
 )
 from predictions.operations import status_report
 from predictions.selectors import batch_job_list
-from predictions.services import TIER_EDITABLE_FIELDS, TierActionError, tier_action_check, tier_action_update
+from predictions.tier_actions import TIER_EDITABLE_FIELDS, TierActionError, tier_action_check, tier_action_update
 
 
 class RiskTierActionForm(forms.ModelForm):

@@ -519,7 +519,7 @@ def batch_chunk_score(*, chunk_id: int, worker: str = "") -> bulk.ChunkResult | 
             return None  # another delivery finished it while this one waited for the lock
         job = chunk.job
         scorer = _scorer(job.model_version_id)
-        from predictions.services import tier_actions
+        from predictions.tier_actions import tier_actions
 
 
         data = _chunk_input(job, chunk)

@@ -20,7 +20,7 @@ from campaigns.services.common import (
 )
 from churn_ml.schema import ENUM_FIELDS
 from predictions.models import RiskLevel
-from predictions.services import TierAction, tier_actions
+from predictions.tier_actions import TierAction, tier_actions
 
 FILTER_LIST_FIELDS = ("contract_type", "internet_service", "payment_method")
 FILTER_NUMBER_FIELDS = ("min_tenure_months", "max_tenure_months", "min_monthly_charges", "max_monthly_charges")

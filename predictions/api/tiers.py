@@ -1,6 +1,6 @@
 """Risk tiers over the API: GET tiers/, GET and PATCH tiers/{risk_level}/ (scope tiers:manage).
 
-Every edit goes through predictions.services.tier_action_update, which writes the audit entry in
+Every edit goes through predictions.tier_actions.tier_action_update, which writes the audit entry in
 the edit's transaction; the admin uses the same service.
 """
 
@@ -16,7 +16,7 @@ from accounts.context import actor_for_request
 from churn_platform.api import require_object
 from predictions.api.serializers import OfferSerializer
 from predictions.models import RiskLevel, RiskTierAction
-from predictions.services import TierActionError, tier_action_update, tier_offer
+from predictions.tier_actions import TierActionError, tier_action_update, tier_offer
 
 
 class TierSerializer(serializers.ModelSerializer):

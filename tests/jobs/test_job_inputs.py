@@ -8,7 +8,7 @@ import pytest
 from churn_ml.schema import FIELD_ORDER
 from customers.models import Customer
 from predictions.models import BatchJobScope, BatchJobStatus, Prediction
-from predictions.services import tier_actions
+from predictions.tier_actions import tier_actions
 from tests.jobs.test_batch_jobs import run_job
 
 pytestmark = pytest.mark.django_db

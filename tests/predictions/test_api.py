@@ -9,7 +9,7 @@ from churn_ml.schema import FIELD_ORDER
 from churn_ml.scoring.factors import Factor
 from modelregistry import loader
 from predictions.models import Prediction, RiskTierAction
-from predictions.services import forget_tier_actions
+from predictions.tier_actions import forget_tier_actions
 from tests.factories import CustomerFactory, record
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from campaigns.services.spec import CampaignSpec
 from churn_ml.scoring.factors import Factor
 from modelregistry import loader
 from predictions.models import Prediction, RiskTierAction
-from predictions.services import forget_tier_actions
+from predictions.tier_actions import forget_tier_actions
 from tests.factories import record
 
 pytestmark = pytest.mark.django_db
