@@ -1,5 +1,8 @@
 """Staff pages: dashboard, my follow-ups, a customer, campaigns, and the one-step follow-up form.
 
+Over 500 lines on purpose: the staff pages' thin adapters, one per URL of campaigns/urls.py, sharing
+the staff check and the htmx helpers; what they read and write lives in selectors/ and services/.
+
 For users who are Django staff or in the "staff" group; anyone else is sent to the login page.
 Views only read through selectors and write through one service; every list is built from a
 fixed number of queries (tests/campaigns/test_pages.py counts them).

@@ -1,5 +1,8 @@
 """Feature engineering: from the contract's canonical columns to the model's inputs.
 
+Over 500 lines on purpose: the feature spec, FeatureBuilder and its sklearn adapter are one
+definition that the compiled scorers and the reference pipeline must both follow.
+
 Input is the canonical form produced by :mod:`churn_ml.schema` (a mapping of contract field
 name -> numpy column, or a DataFrame with those columns): bools are ``bool``, enumerations are
 canonical strings (``None`` where absent), numbers are ``float64`` with NaN for null.

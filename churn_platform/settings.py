@@ -1,5 +1,8 @@
 """Settings for the churn platform.
 
+Over 500 lines on purpose: Django reads one settings module; it is grouped by section, each setting
+with the environment variable that sets it.
+
 Every value comes from the environment (django-environ) with a working embedded default, so
 that `make run` needs nothing but Python: SQLite, eager Celery and the local-memory cache.
 Setting DATABASE_URL and REDIS_URL switches to PostgreSQL, Redis and real Celery workers.

@@ -1,5 +1,8 @@
 """Writes for customers and outcomes (outcomes_record is the one path every outcome takes).
 
+Over 500 lines on purpose (about 500): the app's two write paths, customers and outcomes, each with
+a PostgreSQL bulk path and a portable one.
+
 All paths (single API upsert, bulk upsert, file import) take records already validated by
 churn_ml.schema, so the contract's rules live in one place.
 """

@@ -1,4 +1,8 @@
-"""Operator admin for the registry: read-only rows; state changes are POST actions calling services."""
+"""Operator admin for the registry: read-only rows; state changes are POST actions calling services.
+
+Over 500 lines on purpose: the admin of one app's models, each with its POST actions; what the
+actions do lives in modelregistry.services.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Writes for the model registry: register a trained model, promote, roll back, deprecate.
 
+Over 500 lines on purpose (about 500): the registry's operator actions, each one service writing its audit
+entry and event; they share the version locks and the active-version stamp.
+
 Each operator action locks the rows it changes, changes them, and writes the audit entry and the
 version's event in one transaction; processes learn of the new active version through
 ``loader.publish_active_stamp`` once the transaction commits.

@@ -1,5 +1,8 @@
 """The one path every source's rows take: validate, de-duplicate, flag, write, quarantine, count.
 
+Over 500 lines on purpose: one class, Pipeline, whose steps share a chunk's state, its transaction
+and the writer threads; the helpers above it serve it alone.
+
 Each chunk commits in one transaction together with its quarantined rows, an IngestionChunk row
 (its counts and quality sums) and its increments to the run's counts, so the run always describes
 exactly what is stored. An interrupted run resumes after its committed chunks: those are read
