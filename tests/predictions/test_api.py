@@ -154,13 +154,22 @@ def test_risk_level_boundaries_and_recommendations(key_client, active_version, m
     assert body["recommendations"] == RiskTierAction.objects.get(risk_level=level).recommendations
 
 
-def test_operators_edit_recommendations_without_a_deploy(key_client, active_version, monkeypatch):
+@pytest.fixture
+def tiers_forgotten():
+    """The tier cache emptied before and after: the edit below is rolled back with the test, and a
+    cache still holding it would serve it to the next test for up to two seconds."""
+    forget_tier_actions()
+    yield
+    forget_tier_actions()
+
+
+def test_operators_edit_recommendations_without_a_deploy(key_client, active_version, monkeypatch, tiers_forgotten):
     scorer = loader.active_model().scorer
     monkeypatch.setattr(type(scorer), "score_one", lambda self, rec, k=5: (0.7, [Factor("contract_type", 0.5)]))
     RiskTierAction.objects.filter(risk_level="high").update(
         recommendations=["Offer 20% off for 6 months."], offer_discount_percent=20, offer_months=6
     )
-    forget_tier_actions()
+    forget_tier_actions()  # as an operator's save does once it commits
     body = key_client.post(URL, record(), format="json").json()
     assert body["recommendations"] == ["Offer 20% off for 6 months."]
     assert body["offer"] == {"discount_percent": 20.0, "months": 6}
