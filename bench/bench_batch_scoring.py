@@ -204,7 +204,7 @@ def pool_children(pid: int) -> list[int]:
 def run_job(workers: list[subprocess.Popen]) -> dict:
     from django.db import close_old_connections, transaction
 
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
     from predictions.models import BatchChunk, BatchJob, BatchJobOrigin
 
     server_before = server_counters()

@@ -16,13 +16,9 @@ from accounts.authentication import client_ip
 from accounts.services import Actor, actor_for_user
 from churn_platform.form_fields import LinesListField
 from modelregistry.loader import ModelUnavailable
-from predictions.jobs import (
-    BatchJobInputError,
-    BatchJobStateError,
-    batch_job_cancel,
-    batch_job_create,
-    batch_job_resume,
-)
+from predictions.batch_jobs.common import BatchJobInputError, BatchJobStateError
+from predictions.batch_jobs.create import batch_job_create
+from predictions.batch_jobs.operator_actions import batch_job_cancel, batch_job_resume
 from predictions.models import (
     BatchChunk,
     BatchJob,

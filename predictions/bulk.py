@@ -359,7 +359,7 @@ def results_csv(
     chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
     factors: list[str], increased: list[bool],
 ) -> bytes:
-    """The chunk's rows of the job's results CSV (RESULT_COLUMNS of predictions.jobs), no header."""
+    """The chunk's rows of the job's results CSV (RESULT_COLUMNS of predictions.batch_jobs.results), no header."""
     # The ids and the version go through the formula guard (the other cells are numbers,
     # fixed words, JSON and UUIDs); the id rule allows no comma or quote, so none needs quoting.
     customer_ids = [safe_cell(c) for c in chunk.columns["customer_id"].tolist()]

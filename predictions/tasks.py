@@ -1,6 +1,6 @@
 """Celery tasks of the predictions app (queue "batch"). Each takes ids and calls one service.
 
-Every task is safe to deliver twice (see predictions.jobs) and runs with ``acks_late`` and
+Every task is safe to deliver twice (see predictions.batch_jobs) and runs with ``acks_late`` and
 ``reject_on_worker_lost``: a worker killed mid-task leaves its message to be redelivered to
 another worker. Transient database and broker errors are retried with exponential backoff.
 """
@@ -43,7 +43,7 @@ def rescore_customers(*, customer_ids: list[str], reason: str = "") -> int:
              retry_backoff_max=600, retry_jitter=True, max_retries=MAX_RETRIES, soft_time_limit=1800, time_limit=1900)
 def batch_job_start(*, job_id: int) -> int:
     """Plan a job into chunks and send them; returns how many chunks were sent."""
-    from predictions.jobs import batch_job_start as start
+    from predictions.batch_jobs.plan import batch_job_start as start
 
     return len(start(job_id=job_id))
 
@@ -52,7 +52,7 @@ def batch_job_start(*, job_id: int) -> int:
              soft_time_limit=settings.BATCH_CHUNK_SOFT_TIME_LIMIT, time_limit=settings.BATCH_CHUNK_TIME_LIMIT)
 def batch_job_score_chunk(self, *, chunk_id: int) -> dict:  # type: ignore[no-untyped-def]
     """Score one chunk. Errors that are not transient fail the chunk (its rows count as failed)."""
-    from predictions.jobs import batch_chunk_fail, batch_chunk_score
+    from predictions.batch_jobs.score import batch_chunk_fail, batch_chunk_score
     from predictions.models import BatchChunk
 
     attempts = BatchChunk.objects.filter(pk=chunk_id).values_list("attempts", flat=True).first()
@@ -84,7 +84,7 @@ def batch_job_score_chunk(self, *, chunk_id: int) -> dict:  # type: ignore[no-un
              retry_backoff_max=600, retry_jitter=True, max_retries=MAX_RETRIES, soft_time_limit=900, time_limit=1000)
 def batch_job_finish(*, job_id: int) -> str:
     """Close a job whose chunks have all run; returns its final status."""
-    from predictions.jobs import batch_job_finish as finish
+    from predictions.batch_jobs.finish import batch_job_finish as finish
 
     return finish(job_id=job_id).status
 
@@ -94,7 +94,7 @@ def batch_job_finish(*, job_id: int) -> str:
 def batch_jobs_nightly() -> int | None:
     """The scheduled full scoring; skipped while the previous one still runs or no model is active."""
     from modelregistry.loader import ModelUnavailable
-    from predictions.jobs import batch_job_schedule_full
+    from predictions.batch_jobs.operator_actions import batch_job_schedule_full
 
     try:
         job = batch_job_schedule_full()
@@ -107,8 +107,8 @@ def batch_jobs_nightly() -> int | None:
 @shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=10,
              max_retries=3, soft_time_limit=120, time_limit=150)
 def batch_jobs_watchdog() -> dict:
-    """Re-send lost chunks and finish jobs whose finish was lost (see predictions.jobs)."""
-    from predictions.jobs import batch_jobs_watchdog as watchdog
+    """Re-send lost chunks and finish jobs whose finish was lost (see predictions.batch_jobs)."""
+    from predictions.batch_jobs.watchdog import batch_jobs_watchdog as watchdog
 
     return watchdog()
 

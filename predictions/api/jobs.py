@@ -19,7 +19,9 @@ from rest_framework.response import Response
 
 from accounts.context import actor_for_request
 from churn_platform.api import JsonErrorsMixin, require_declared_length
-from predictions.jobs import MAX_REJECTED_SAMPLE, BatchJobInputError, batch_job_create, results_csv_rows
+from predictions.batch_jobs.common import MAX_REJECTED_SAMPLE, BatchJobInputError
+from predictions.batch_jobs.create import batch_job_create
+from predictions.batch_jobs.results import results_csv_rows
 from predictions.models import BatchJob, BatchJobOrigin, BatchJobScope
 from predictions.quotas import JobQuotaExceeded, batch_job_slot
 from predictions.selectors import batch_job_list

@@ -28,7 +28,7 @@ def kill_worker_of(celery_workers, pid: int) -> None:  # type: ignore[no-untyped
 
 
 def test_a_worker_killed_mid_job_is_taken_over_without_beat(celery_workers, active_version, store_customers):
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
     from predictions.models import BatchChunk, BatchChunkStatus, BatchJob, BatchJobStatus, Prediction
 
     ids = store_customers(20_000)

@@ -14,8 +14,13 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, api_key_create
 from customers.models import Customer
-from predictions import jobs
-from predictions.jobs import BatchJobInputError, batch_job_create
+from predictions import bulk
+from predictions.batch_jobs.common import BatchJobInputError, BatchJobStateError
+from predictions.batch_jobs.create import batch_job_create
+from predictions.batch_jobs.operator_actions import batch_job_cancel, batch_job_schedule_full
+from predictions.batch_jobs.plan import batch_job_start
+from predictions.batch_jobs.score import batch_chunk_score
+from predictions.batch_jobs.watchdog import batch_jobs_watchdog
 from predictions.models import (
     BatchChunk,
     BatchChunkStatus,
@@ -161,7 +166,7 @@ def test_a_chunk_that_fails_counts_its_rows_as_failed_and_the_rest_of_the_job_go
     active_version, store_customers, django_capture_on_commit_callbacks, monkeypatch
 ):
     store_customers(300)
-    real = jobs.bulk.score_and_write
+    real = bulk.score_and_write
     calls = {"n": 0}
 
     def flaky(data, scorer, context):  # type: ignore[no-untyped-def]
@@ -170,7 +175,7 @@ def test_a_chunk_that_fails_counts_its_rows_as_failed_and_the_rest_of_the_job_go
             raise ValueError("the scorer broke")
         return real(data, scorer, context)
 
-    monkeypatch.setattr(jobs.bulk, "score_and_write", flaky)
+    monkeypatch.setattr(bulk, "score_and_write", flaky)
     job = run_job(django_capture_on_commit_callbacks, scope=BatchJobScope.ALL, chunk_size=100)
     assert job.status == BatchJobStatus.PARTIALLY_SUCCEEDED
     assert (job.scored, job.failed) == (200, 100)
@@ -376,14 +381,14 @@ def test_customers_whose_risk_rose_are_flagged_after_the_job(
 def test_a_cancelled_job_skips_the_chunks_not_started(active_version, store_customers):
     store_customers(30)
     job = batch_job_create(scope=BatchJobScope.ALL, chunk_size=10)  # no commit: nothing runs yet
-    jobs.batch_job_start(job_id=job.pk)
-    jobs.batch_job_cancel(job_id=job.pk, actor=SYSTEM)
+    batch_job_start(job_id=job.pk)
+    batch_job_cancel(job_id=job.pk, actor=SYSTEM)
     for chunk in job.chunks.all():
-        assert jobs.batch_chunk_score(chunk_id=chunk.pk) is None
+        assert batch_chunk_score(chunk_id=chunk.pk) is None
     assert set(job.chunks.values_list("status", flat=True)) == {BatchChunkStatus.CANCELLED}
     assert not Prediction.objects.exists()
-    with pytest.raises(jobs.BatchJobStateError):
-        jobs.batch_job_cancel(job_id=job.pk, actor=SYSTEM)
+    with pytest.raises(BatchJobStateError):
+        batch_job_cancel(job_id=job.pk, actor=SYSTEM)
 
 
 def test_the_watchdog_resends_chunks_whose_worker_died_and_finishes_the_job(
@@ -391,13 +396,13 @@ def test_the_watchdog_resends_chunks_whose_worker_died_and_finishes_the_job(
 ):
     store_customers(30)
     job = batch_job_create(scope=BatchJobScope.ALL, chunk_size=10)
-    jobs.batch_job_start(job_id=job.pk)  # planned and "sent", but the messages were lost
+    batch_job_start(job_id=job.pk)  # planned and "sent", but the messages were lost
     long_ago = timezone.now() - timezone.timedelta(hours=1)
     BatchChunk.objects.filter(job=job, index=0).update(status=BatchChunkStatus.RUNNING, started_at=long_ago,
                                                        attempts=1)
     BatchChunk.objects.filter(job=job).exclude(index=0).update(dispatched_at=long_ago)
     with django_capture_on_commit_callbacks(execute=True):
-        summary = jobs.batch_jobs_watchdog(queue_depth=0)
+        summary = batch_jobs_watchdog(queue_depth=0)
     assert summary["chunks_resent"] == 3
     job.refresh_from_db()
     assert (job.status, job.scored) == (BatchJobStatus.SUCCEEDED, 30)
@@ -407,16 +412,16 @@ def test_the_watchdog_resends_chunks_whose_worker_died_and_finishes_the_job(
 def test_the_watchdog_leaves_pending_chunks_alone_while_the_queue_holds_messages(active_version, store_customers):
     store_customers(20)
     job = batch_job_create(scope=BatchJobScope.ALL, chunk_size=10)
-    jobs.batch_job_start(job_id=job.pk)
+    batch_job_start(job_id=job.pk)
     BatchChunk.objects.filter(job=job).update(dispatched_at=timezone.now() - timezone.timedelta(hours=1))
-    assert jobs.batch_jobs_watchdog(queue_depth=5)["chunks_resent"] == 0
+    assert batch_jobs_watchdog(queue_depth=5)["chunks_resent"] == 0
 
 
 def test_the_nightly_job_does_not_start_twice(active_version, store_customers):
     store_customers(5)
-    first = jobs.batch_job_schedule_full()
+    first = batch_job_schedule_full()
     assert first is not None
-    assert jobs.batch_job_schedule_full() is None  # the first one is still queued
+    assert batch_job_schedule_full() is None  # the first one is still queued
 
 
 # --- API ------------------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_staff_without_the_permission_cannot_start_a_job(client, staff_user, act
 
 def test_admin_actions_cancel_and_run_again(admin_client, active_version, store_customers,
                                             django_capture_on_commit_callbacks):
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
 
     ids = store_customers(10)
     queued = batch_job_create(scope="ids", customer_ids=ids[:4])  # not committed: stays queued
@@ -130,7 +130,7 @@ def test_admin_actions_cancel_and_run_again(admin_client, active_version, store_
 
 
 def test_the_worker_status_page_and_command(admin_client, active_version, store_customers):
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
 
     store_customers(5)
     batch_job_create(scope="all")

@@ -147,7 +147,7 @@ def test_the_if_better_policy_keeps_a_candidate_that_does_not_beat_the_active_mo
 def test_data_like_the_training_data_triggers_nothing(
     active_version, store_customers, django_capture_on_commit_callbacks
 ):
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
 
     store_customers(400)
     with django_capture_on_commit_callbacks(execute=True):
@@ -173,7 +173,7 @@ def test_data_like_the_training_data_triggers_nothing(
 def test_outcomes_that_contradict_the_predictions_fire_the_accuracy_trigger(
     active_version, store_customers, django_capture_on_commit_callbacks
 ):
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
 
     store_customers(300)
     with django_capture_on_commit_callbacks(execute=True):

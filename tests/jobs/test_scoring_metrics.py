@@ -20,7 +20,7 @@ def scrape() -> dict:
 
 def test_batch_job_predictions_are_counted_with_source_job(active_version, store_customers,
                                                            django_capture_on_commit_callbacks):
-    from predictions.jobs import batch_job_create
+    from predictions.batch_jobs.create import batch_job_create
 
     store_customers(300, prefix="M")
     before = scrape()

@@ -12,7 +12,8 @@ import signal
 import pytest
 from django.db.models import Count
 
-from predictions.jobs import batch_job_create, batch_jobs_watchdog
+from predictions.batch_jobs.create import batch_job_create
+from predictions.batch_jobs.watchdog import batch_jobs_watchdog
 from predictions.models import BatchChunk, BatchChunkStatus, BatchJob, BatchJobStatus, Prediction
 from tests.jobs.conftest import wait_for
 

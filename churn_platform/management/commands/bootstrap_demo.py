@@ -24,7 +24,7 @@ from accounts.models import ApiKey, Department, Membership
 from accounts.services import SYSTEM, api_key_create, api_key_revoke, secret_matches, split_key
 from customers.models import Customer
 from modelregistry.models import ModelVersion
-from predictions.jobs import batch_job_create
+from predictions.batch_jobs.create import batch_job_create
 from predictions.models import BatchJobOrigin, BatchJobScope, Prediction
 
 DEMO_DATA = Path(settings.BASE_DIR) / "data" / "telco_customer_churn.csv"
