@@ -1,4 +1,4 @@
-"""What the parts of a batch job share: its errors and the chunk statuses still open."""
+"""What the parts of a batch job share: its errors, the chunk statuses still open, the rejected-rows sample size."""
 
 from __future__ import annotations
 
