@@ -122,9 +122,11 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
     elif check is None:
         _insert_one(prediction, constants, inputs=snapshot_values(record))
     else:
-        # The customer is what the caller sent: its commit waits for the WAL flush like any
-        # customer write (no relaxed commit), and the prediction commits with it.
-        with transaction.atomic():
+        # The customer commits with its prediction, and as the prediction does: without waiting
+        # for the WAL flush (DATABASE_RELAXED_COMMIT). Waiting cost 2.5-4.5 ms of a 5-7 ms call
+        # here; a database crash can lose the last fraction of a second of scoring calls, customer
+        # and prediction together, never one without the other. POST customers/ still waits.
+        with relaxed_commit():
             customer_upsert(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
             _insert_one(prediction, constants, inputs=snapshot_values(record), relaxed=False)
     if store:
@@ -399,7 +401,7 @@ def predictions_score_batch(
         if not full:
             _write_rows(out, version_ids, constants, inputs)
         else:
-            with transaction.atomic():
+            with relaxed_commit():  # as the single path: customers commit with their predictions
                 customers_bulk_upsert(result=result, rows=full, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
                 _write_rows(out, version_ids, constants, inputs, relaxed=False)
     for version in {row["model_version"] for row in out}:
