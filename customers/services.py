@@ -9,6 +9,8 @@ churn_ml.schema, so the contract's rules live in one place.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,6 +149,78 @@ def customer_upsert(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -
         details={"source": source, "department": actor.department_name or None},
     )
     return customer, created
+
+
+# The customer a scoring call carries, written in one statement on PostgreSQL: created, updated
+# only when a field differs (a CRM re-scoring the same record rewrites nothing), and the id and
+# whether it was new returned. update_or_create took a SELECT ... FOR UPDATE, an UPDATE of every
+# column and two savepoints: about 3 ms of a 6 ms scoring call here.
+_SCORED_COLUMNS = (*FIELD_ORDER, "quality_completeness", "quality_warnings")
+_SCORED_UPSERT_SQL = (
+    "INSERT INTO {table} (customer_id, {columns}, source, created_at, updated_at) "
+    "VALUES (%s, {values}, %s, %s, %s) "
+    "ON CONFLICT (customer_id) DO UPDATE SET {updates}, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at "
+    "WHERE ({current}) IS DISTINCT FROM ({incoming}) "
+    "RETURNING (xmax = 0)"
+)
+
+
+@functools.cache
+def _scored_upsert_sql() -> str:
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    quoted = [connection.ops.quote_name(c) for c in _SCORED_COLUMNS]
+    values = ", ".join("%s::jsonb" if c == "quality_warnings" else "%s" for c in _SCORED_COLUMNS)
+    return _SCORED_UPSERT_SQL.format(
+        table=table,
+        columns=", ".join(quoted),
+        values=values,
+        updates=", ".join(f"{q} = EXCLUDED.{q}" for q in quoted),
+        current=", ".join(f"{table}.{q}" for q in quoted),
+        incoming=", ".join(f"EXCLUDED.{q}" for q in quoted),
+    )
+
+
+def customer_upsert_scored(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -> str:
+    """Store the customer of a record sent for scoring; returns "created", "updated" or "unchanged".
+
+    The same checks and quality report as customer_upsert; an unchanged record writes nothing and
+    no audit entry (its prediction records the call). Runs in the caller's transaction.
+    """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            record = dict(check.record)
+            customer_id = record.pop("customer_id")
+            existing = Customer.objects.filter(customer_id=customer_id).values(*FIELD_ORDER, "quality_warnings").first()
+            if existing is not None and _same(existing, record) and existing["quality_warnings"] == check.warnings:
+                return "unchanged"
+            _, created = customer_upsert(check=check, source=source, actor=actor)
+        return "created" if created else "updated"
+    record = check.record
+    now = timezone.now()
+    params = [
+        record["customer_id"],
+        *(record[name] for name in FIELD_ORDER),
+        round(check.completeness, 2),
+        json.dumps(check.warnings),
+        source,
+        now,
+        now,
+    ]
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_scored_upsert_sql(), params)
+        row = cursor.fetchone()
+        if row is None:
+            return "unchanged"
+        created = bool(row[0])
+        audit_record(
+            actor=actor,
+            action="customer.create" if created else "customer.update",
+            object_type=Customer._meta.label_lower,
+            object_id=record["customer_id"],
+            department_id=actor.department_id,
+            details={"source": source, "department": actor.department_name or None},
+        )
+    return "created" if created else "updated"
 
 
 def customers_bulk_upsert(

@@ -29,7 +29,7 @@ from churn_ml.tiers import risk_level, risk_levels
 from churn_platform import metrics
 from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
 from customers.models import Customer
-from customers.services import customer_upsert, customers_bulk_upsert
+from customers.services import customer_upsert_scored, customers_bulk_upsert
 from modelregistry.loader import LoadedModel, ab_bucket, active_model
 from modelregistry.shadow import shadow_submit
 from predictions.bulk import time_ordered_uuids
@@ -127,7 +127,7 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
         # here; a database crash can lose the last fraction of a second of scoring calls, customer
         # and prediction together, never one without the other. POST customers/ still waits.
         with relaxed_commit():
-            customer_upsert(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
+            customer_upsert_scored(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
             _insert_one(prediction, constants, inputs=snapshot_values(record), relaxed=False)
     if store:
         shadow_submit(record=record, version_id=version_id, probability=probability, level=level)  # after the response

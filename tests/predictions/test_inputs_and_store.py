@@ -109,6 +109,22 @@ def test_a_second_full_record_updates_the_customer(key_client, active_version):
     assert Prediction.objects.filter(customer_id="CRM-3").count() == 2
 
 
+def test_rescoring_the_same_record_rewrites_nothing_and_a_change_is_audited(key_client, active_version):
+    key_client.post(URL, record(customer_id="CRM-6"), format="json")
+    first = Customer.objects.get(customer_id="CRM-6")
+    key_client.post(URL, record(customer_id="CRM-6"), format="json")
+    again = Customer.objects.get(customer_id="CRM-6")
+    assert again.updated_at == first.updated_at
+    assert AuditLogEntry.objects.filter(object_id="CRM-6").values_list("action", flat=True).count() == 1
+    key_client.post(URL, record(customer_id="CRM-6", tenure_months=40, total_charges=2800.0), format="json")
+    changed = Customer.objects.get(customer_id="CRM-6")
+    assert (changed.tenure_months, changed.updated_at > first.updated_at) == (40, True)
+    assert list(AuditLogEntry.objects.filter(object_id="CRM-6").order_by("pk").values_list("action", flat=True)) == [
+        "customer.create", "customer.update"
+    ]
+    assert Prediction.objects.filter(customer_id="CRM-6").count() == 3
+
+
 def test_the_customer_and_the_prediction_commit_together(key_client, active_version, monkeypatch):
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk full")
