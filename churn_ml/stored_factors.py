@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from churn_ml.scoring.factors import Factor, factor_fields_and_label, stored_factor
+from churn_ml.scoring.factors import Factor, factor_fields_and_label, field_label
 
 
 def compact_factors(factors: Iterable[Factor | Mapping[str, Any]]) -> list[list[Any]]:
@@ -42,7 +42,11 @@ def compact_factors_text(factors: Iterable[Factor | Mapping[str, Any]]) -> str:
 def expand_factor(item: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
     """One stored factor, in any of the three forms, as the contract's object."""
     if isinstance(item, Mapping):
-        return stored_factor(item)
+        if "fields" in item and "label" in item:
+            return dict(item)
+        # before factor groups: one field's share of the logit, so that field alone and its words
+        feature = str(item.get("feature", ""))
+        return {**item, "fields": [feature], "label": field_label(feature)}
     feature, impact = str(item[0]), item[1]
     fields, label = factor_fields_and_label(feature)
     return {"feature": feature, "impact": impact, "fields": list(fields), "label": label}

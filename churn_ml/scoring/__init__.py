@@ -35,7 +35,7 @@ model artifact needs no pickle on the request path.
 Where each part lives:
 
 * :mod:`.protocol`: the ``Scorer`` protocol, the logistic function, the JSON header;
-* :mod:`.factors`: ``Factor``, ``Contributions``, the top factors of a row, ``stored_factor``;
+* :mod:`.factors`: ``Factor``, ``Contributions``, the top factors of a row;
 * :mod:`.linear`: ``LinearScorer``;
 * :mod:`.trees`: ``TreeEnsembleScorer``;
 * :mod:`.compiler`: ``compile_pipeline`` (after training) and ``scorer_from_dict`` (from an artifact).

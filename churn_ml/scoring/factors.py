@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,19 +50,11 @@ def factor_fields_and_label(feature: str) -> tuple[tuple[str, ...], str]:
     group = FACTOR_BY_FEATURE.get(feature)
     if group is not None:
         return group.fields, group.label
-    return (feature,), _field_label(feature)
+    return (feature,), field_label(feature)
 
 
-def stored_factor(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored ``top_factors`` item with ``fields`` and ``label``. Items stored before factors had
-    groups were one field's share of the logit, so they get that field alone and its words."""
-    if "fields" in item and "label" in item:
-        return dict(item)
-    feature = str(item.get("feature", ""))
-    return {**item, "fields": [feature], "label": _field_label(feature)}
-
-
-def _field_label(name: str) -> str:
+def field_label(name: str) -> str:
+    """A contract field's words ("Total charges")."""
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
