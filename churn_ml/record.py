@@ -178,5 +178,7 @@ def _warnings(out: dict[str, Any]) -> list[str]:
     expected = tenure * monthly
     slack = max(TOTAL_CHARGES_RELATIVE_TOLERANCE * expected, 2 * monthly)
     if abs(total - expected) > slack:
-        return [f"total_charges {float(total):g} is far from tenure_months x monthly_charges ({float(expected):g})."]
+        # + 0.0: a zero product is worded "0", never "-0" (tenure 0 x a charge of -0.0), as in the column path
+        return [f"total_charges {float(total) + 0.0:g} is far from tenure_months x monthly_charges "
+                f"({float(expected) + 0.0:g})."]
     return []

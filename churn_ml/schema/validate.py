@@ -281,7 +281,8 @@ def _quality_warnings(result: ValidationResult) -> None:
         far = np.abs(total - expected) > slack
     for i in np.flatnonzero(far):
         result.warnings.setdefault(int(i), []).append(
-            f"total_charges {total[i]:g} is far from tenure_months x monthly_charges ({expected[i]:g})."
+            # + 0.0: "0", never "-0", as in the single-record path
+            f"total_charges {total[i] + 0.0:g} is far from tenure_months x monthly_charges ({expected[i] + 0.0:g})."
         )
 
 
