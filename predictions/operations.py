@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 
 from predictions.models import BatchChunkStatus, BatchJob, BatchJobStatus
@@ -63,10 +64,9 @@ def live_workers(timeout: float = 1.0) -> list[WorkerInfo] | None:
     """Workers answering within ``timeout``, their queues and running tasks; None when eager."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None
-    from churn_platform.celery import app
-
     try:
-        inspect = app.control.inspect(timeout=timeout)
+        # The process's Celery app (churn_platform.celery, the wiring above every app).
+        inspect = current_app.control.inspect(timeout=timeout)
         queues = inspect.active_queues() or {}
         active = inspect.active() or {}
     except Exception:  # an unreachable broker is reported, not raised

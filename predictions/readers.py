@@ -1,4 +1,4 @@
-"""The predictions side of modelregistry.ports.PredictionReader (registered in PredictionsConfig.ready())."""
+"""The predictions side of modelregistry.ports and customers.ports (registered in PredictionsConfig.ready())."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from django.db.models import Avg, Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Greatest
 
 from churn_ml.inputs import snapshot_fields
-from customers.models import Outcome
+from customers.models import Customer, Outcome
+from predictions.api.serializers import PredictionSerializer
 from predictions.models import Prediction
+from predictions.selectors import prediction_latest_for_customer
 
 
 class PredictionReader:
@@ -68,3 +70,9 @@ class PredictionReader:
             n=Count("pk"), mean=Avg(Greatest(F("churn_probability"), Value(1.0) - F("churn_probability")))
         )
         return figures["n"], figures["mean"]
+
+
+def latest_prediction_payload(customer: Customer) -> dict[str, Any] | None:
+    """customers.ports.LatestPredictionReader: the customer detail's ``latest_prediction``."""
+    prediction = prediction_latest_for_customer(customer=customer)
+    return PredictionSerializer(prediction).data if prediction is not None else None

@@ -8,6 +8,7 @@ from rest_framework.fields import SkipField, empty
 from accounts.api.serializers import PublicActorLabelField
 from churn_ml.schema import FIELD_ORDER
 from customers.models import Customer, CustomerEvent, EventStatus, Outcome
+from customers.ports import latest_prediction
 
 
 class QualitySerializer(serializers.Serializer):
@@ -48,11 +49,7 @@ class CustomerDetailSerializer(CustomerSerializer):
         return CustomerEventSerializer(events, many=True).data
 
     def get_latest_prediction(self, obj: Customer) -> dict[str, Any] | None:
-        from predictions.api.serializers import PredictionSerializer
-        from predictions.selectors import prediction_latest_for_customer
-
-        prediction = prediction_latest_for_customer(customer=obj)
-        return PredictionSerializer(prediction).data if prediction is not None else None
+        return latest_prediction(obj)
 
     def get_latest_outcome(self, obj: Customer) -> dict[str, Any] | None:
         outcome = obj.outcomes.order_by("-observed_at", "-pk").first()
