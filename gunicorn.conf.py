@@ -82,17 +82,17 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "churn_platform.logging.RequestIdFilter"},
-        "skip_probes": {"()": "churn_platform.logging.SkipSuccessfulProbesFilter"},
+        "request_id": {"()": "churn_infra.logging.RequestIdFilter"},
+        "skip_probes": {"()": "churn_infra.logging.SkipSuccessfulProbesFilter"},
     },
     "formatters": {
         "json": {
-            "()": "churn_platform.logging.JsonFormatter",
+            "()": "churn_infra.logging.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
         "text": {
-            "()": "churn_platform.logging.TextFormatter",
+            "()": "churn_infra.logging.TextFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
     },

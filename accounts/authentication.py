@@ -19,9 +19,9 @@ from rest_framework.authentication import BaseAuthentication
 
 from accounts.models import ApiKey
 from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
-from churn_platform.client_address import address_in, client_address
-from churn_platform.metrics import API_KEY_FAILURE_THROTTLED
-from churn_platform.outages import cache_call
+from churn_infra.client_address import address_in, client_address
+from churn_infra.metrics import API_KEY_FAILURE_THROTTLED
+from churn_infra.outages import cache_call
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60

@@ -22,9 +22,9 @@ from django.shortcuts import render
 
 from accounts.models import AuditOutcome
 from accounts.services import Actor, actor_for_user, audit_record
-from churn_platform.client_address import client_address
-from churn_platform.exceptions import json_error
-from churn_platform.metrics import LOGIN_LOCKOUTS
+from churn_infra.client_address import client_address
+from churn_infra.exceptions import json_error
+from churn_infra.metrics import LOGIN_LOCKOUTS
 
 LOCKED_OUT_MESSAGE = "Too many failed sign-ins. Try again later."
 

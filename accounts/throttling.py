@@ -17,7 +17,7 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from accounts.authentication import WINDOW_SECONDS, ApiKeyCaller, client_ip, rate_counter_key
-from churn_platform.metrics import RATE_LIMIT_DEGRADED
+from churn_infra.metrics import RATE_LIMIT_DEGRADED
 
 logger = logging.getLogger(__name__)
 # While the cache is down requests go through unthrottled (fail-open): refusing every request

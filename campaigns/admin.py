@@ -19,7 +19,7 @@ from campaigns.services.common import CampaignError, NotVisible
 from campaigns.services.follow_ups import campaign_targets_assign
 from campaigns.services.lifecycle import campaign_close, campaign_enrol
 from campaigns.services.spec import FILTER_LIST_FIELDS, FILTER_NUMBER_FIELDS, clean_playbook, clean_target_filters
-from churn_platform.form_fields import MappingField
+from churn_infra.form_fields import MappingField
 
 
 def _actor(request: HttpRequest) -> Actor:

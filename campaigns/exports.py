@@ -2,7 +2,7 @@
 
 One writer for the staff pages and the API. Rows are streamed in primary-key chunks so a campaign of
 any size downloads in constant memory, and every cell goes through the one formula guard
-(churn_platform.csv_cells), so a customer id or a note such as ``=HYPERLINK(...)`` opens as text.
+(churn_infra.csv_cells), so a customer id or a note such as ``=HYPERLINK(...)`` opens as text.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer
 
 from campaigns.models import CampaignTarget, TargetNote
 from campaigns.selectors.effectiveness import Effectiveness
-from churn_platform.csv_cells import SafeCsvWriter
+from churn_infra.csv_cells import SafeCsvWriter
 
 CHUNK = 2000  # rows per query while streaming; a few MB of Python objects at most
 

@@ -50,7 +50,7 @@ _running: dict[str, tuple[float, Token[str | None]]] = {}
 @before_task_publish.connect
 def _attach_request_id(headers: dict | None = None, **_: object) -> None:
     """Carry the current request id into the task so its logs can be joined to the request."""
-    from churn_platform.logging import current_request_id
+    from churn_infra.logging import current_request_id
 
     request_id = current_request_id()
     if headers is not None and request_id and "request_id" not in headers:
@@ -59,7 +59,7 @@ def _attach_request_id(headers: dict | None = None, **_: object) -> None:
 
 @task_prerun.connect
 def _task_started(task_id: str | None = None, task: Any = None, **_: object) -> None:
-    from churn_platform.logging import bind_request_id, current_request_id
+    from churn_infra.logging import bind_request_id, current_request_id
 
     request = getattr(task, "request", None)
     request_id = getattr(request, "request_id", None) or (getattr(request, "headers", None) or {}).get("request_id")
@@ -73,8 +73,8 @@ def _task_started(task_id: str | None = None, task: Any = None, **_: object) -> 
 
 @task_postrun.connect
 def _task_finished(task_id: str | None = None, task: Any = None, **_: object) -> None:
-    from churn_platform.logging import reset_request_id
-    from churn_platform.metrics import CELERY_TASK_DURATION
+    from churn_infra.logging import reset_request_id
+    from churn_infra.metrics import CELERY_TASK_DURATION
 
     started = _running.pop(task_id or "", None)
     if started is None:
@@ -88,7 +88,7 @@ def _task_name(task: Any) -> str:
 
 
 def _count(outcome: str, sender: Any) -> None:
-    from churn_platform.metrics import CELERY_TASKS
+    from churn_infra.metrics import CELERY_TASKS
 
     CELERY_TASKS.labels(task=_task_name(sender), outcome=outcome).inc()
 

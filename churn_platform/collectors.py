@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from churn_platform.metrics import METRICS_COLLECTOR_ERRORS
+from churn_infra.metrics import METRICS_COLLECTOR_ERRORS
 
 logger = logging.getLogger(__name__)
 

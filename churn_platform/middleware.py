@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
-from churn_platform.exceptions import json_error, outage_response, wants_json
-from churn_platform.logging import set_request_id
-from churn_platform.metrics import REQUESTS_SHED
+from churn_infra.exceptions import json_error, outage_response, wants_json
+from churn_infra.logging import set_request_id
+from churn_infra.metrics import REQUESTS_SHED
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from churn_platform.client_address import metrics_refusal
-from churn_platform.metrics import API_REQUESTS, AUTH_FAILURES
+from churn_infra.client_address import metrics_refusal
+from churn_infra.metrics import API_REQUESTS, AUTH_FAILURES
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Codes that mean "these credentials were refused", as the error body names them.
@@ -132,7 +132,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition of every process's metrics plus the scrape-time ones.
 
     Served only to METRICS_ALLOWED_NETWORKS and, when METRICS_TOKEN is set, to scrapes sending it
-    as a bearer token (churn_platform.client_address.metrics_refusal).
+    as a bearer token (churn_infra.client_address.metrics_refusal).
     """
     from churn_platform.collectors import scrape_registry
 

@@ -1,6 +1,6 @@
 """The error answers every operation can give, documented once in the schema (drf-spectacular hook).
 
-Every error body has one shape (churn_platform.exceptions.error_body); every operation may answer
+Every error body has one shape (churn_infra.exceptions.error_body); every operation may answer
 400 (bad input), 401 (no or bad credentials), 403 (scope or department), 404, 429 (rate limit,
 quota: with Retry-After) and 503 (a dependency is down: with Retry-After); those that change
 something may answer 409 (the object's state does not allow it now). Uploads may also answer 411

@@ -193,7 +193,7 @@ for _db in DATABASES.values():
         _db["OPTIONS"].setdefault("keepalives_count", 3)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Prediction rows commit without waiting for the WAL flush (see churn_platform.db.relaxed_commit).
+# Prediction rows commit without waiting for the WAL flush (see churn_infra.db.relaxed_commit).
 DATABASE_RELAXED_COMMIT = env.bool("DATABASE_RELAXED_COMMIT", default=True)
 
 # --- CACHE AND CELERY -----------------------------------------------------------------------
@@ -202,7 +202,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "churn_platform.cache_backends.RedisCache",
+            "BACKEND": "churn_infra.cache_backends.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="churn"),
             # A frozen Redis costs a request at most one timeout: the breaker then refuses at once.
@@ -213,7 +213,7 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "churn_platform.cache_backends.LocMemCache", "LOCATION": "churn"}}
+    CACHES = {"default": {"BACKEND": "churn_infra.cache_backends.LocMemCache", "LOCATION": "churn"}}
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
@@ -383,13 +383,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.CallerRateThrottle"],
-    "DEFAULT_RENDERER_CLASSES": ["churn_platform.json_api.OrjsonRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["churn_platform.json_api.OrjsonParser"],
+    "DEFAULT_RENDERER_CLASSES": ["churn_infra.json_api.OrjsonRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["churn_infra.json_api.OrjsonParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "churn_platform.pagination.StandardPagination",
+    "DEFAULT_PAGINATION_CLASS": "churn_infra.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "churn_platform.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "churn_infra.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -614,16 +614,16 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "churn_platform.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "churn_infra.logging.RequestIdFilter"}},
     # Both formatters remove API keys, tokens, passwords and configured secrets from every line.
     "formatters": {
         "json": {
-            "()": "churn_platform.logging.JsonFormatter",
+            "()": "churn_infra.logging.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
         "text": {
-            "()": "churn_platform.logging.TextFormatter",
+            "()": "churn_infra.logging.TextFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
     },
@@ -663,7 +663,7 @@ if env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
 
 # --- DEPLOYMENT: BACKUPS, READ REPLICA, RETENTION, OBJECT STORAGE (issue 16) ----------------
 
-# Optional streaming replica for read-only work (churn_platform.replica): staff pages, lists,
+# Optional streaming replica for read-only work (churn_infra.replica): staff pages, lists,
 # reports, exports and the live-performance computation read there; writes, transactions and
 # any read after a write in the same request stay on the primary.
 DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
@@ -675,7 +675,7 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"].setdefault("OPTIONS", {}).update(DATABASES["default"].get("OPTIONS", {}))
     # Tests see one database through both aliases unless a test builds a real replica itself.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["churn_platform.replica.PrimaryReplicaRouter"]
+DATABASE_ROUTERS = ["churn_infra.replica.PrimaryReplicaRouter"]
 DATABASE_REPLICA_PATHS = env.list(
     "DATABASE_REPLICA_PATHS",
     # Pages and reports read by people, not API calls a client makes right after its own write
@@ -683,7 +683,7 @@ DATABASE_REPLICA_PATHS = env.list(
     default=["/staff/", "/api/v1/campaigns/", "/api/v1/models/"],
 )
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
-                  "churn_platform.replica.ReplicaReadsMiddleware")
+                  "churn_infra.replica.ReplicaReadsMiddleware")
 
 # Retention, enforced by beat (predictions.schedules): rows older than this many days are
 # deleted; 0 keeps them forever. Predictions feed live accuracy and drift over RETRAIN_WINDOW_DAYS,

@@ -27,7 +27,7 @@ urlpatterns = [
     path("", staff_views.home, name="home"),
 ]
 
-handler400 = "churn_platform.exceptions.handler400"
-handler403 = "churn_platform.exceptions.handler403"
-handler404 = "churn_platform.exceptions.handler404"
-handler500 = "churn_platform.exceptions.handler500"
+handler400 = "churn_infra.exceptions.handler400"
+handler403 = "churn_infra.exceptions.handler403"
+handler404 = "churn_infra.exceptions.handler404"
+handler500 = "churn_infra.exceptions.handler500"

@@ -19,7 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from churn_platform.client_address import metrics_refusal
+from churn_infra.client_address import metrics_refusal
 
 logger = logging.getLogger(__name__)
 

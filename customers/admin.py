@@ -18,9 +18,9 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.authentication import client_ip
 from accounts.services import Actor, actor_for_user
+from churn_infra.form_fields import MappingField
 from churn_ml.record import check_record
 from churn_ml.schema import FIELD_ORDER
-from churn_platform.form_fields import MappingField
 from customers.ingestion.selectors import format_errors, quarantine_csv
 from customers.ingestion.services import (
     RunNotRetryable,

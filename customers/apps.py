@@ -2,7 +2,7 @@ from typing import Any
 
 from django.apps import AppConfig
 
-from churn_platform import metrics
+from churn_infra import metrics
 
 
 def _count_outcomes(*, outcomes: list[Any], source: str, **_: Any) -> None:

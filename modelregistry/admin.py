@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.services import actor_for_user
-from churn_platform import svg
+from churn_infra import svg
 from modelregistry.live import live_performance_of, live_rows_of
 from modelregistry.models import (
     ABTest,

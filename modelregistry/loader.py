@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from churn_platform.outages import ServiceUnavailable
+from churn_infra.outages import ServiceUnavailable
 from modelregistry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def _load_challenger(current: LoadedModel | None) -> Challenger | None:
 
 def _publish_serving(*, previous: LoadedModel | None, version: ModelVersion) -> None:
     """churn_active_model_info: 1 for the version this process serves, 0 for the one it replaced."""
-    from churn_platform import metrics
+    from churn_infra import metrics
 
     if previous is not None:
         previous_algorithm = getattr(previous.model, "algorithm", "") or ""

@@ -35,12 +35,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
+from churn_infra import metrics
+from churn_infra.replica import replica_reads
 from churn_ml.drift import ReferenceStats, drift_test
 from churn_ml.evaluation import live_metrics
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
 from churn_ml.training import backtest, evaluate, train
-from churn_platform import metrics
-from churn_platform.replica import replica_reads
 from customers.models import Customer
 from modelregistry import loader
 from modelregistry.models import (

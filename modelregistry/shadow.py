@@ -31,10 +31,10 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.services import Actor, audit_record
+from churn_infra import metrics
 from churn_ml import artifact as ml_artifact
 from churn_ml.performance import paired_auc_test
 from churn_ml.tiers import risk_level
-from churn_platform import metrics
 from customers.models import Outcome
 from modelregistry import loader
 from modelregistry.models import ModelStatus, ModelVersion, ShadowDeployment, ShadowPrediction, ShadowStatus

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from accounts.authentication import client_ip
 from accounts.services import Actor, actor_for_user
-from churn_platform.form_fields import LinesListField
+from churn_infra.form_fields import LinesListField
 from modelregistry.loader import ModelUnavailable
 from predictions.batch_jobs.common import BatchJobInputError, BatchJobStateError
 from predictions.batch_jobs.create import batch_job_create

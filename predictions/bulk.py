@@ -31,14 +31,14 @@ import pandas as pd
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from churn_infra import metrics
+from churn_infra.csv_cells import safe_cell
+from churn_infra.db import copy_supported
 from churn_ml.features import FACTOR_GROUPS
 from churn_ml.inputs import snapshot_texts
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
 from churn_ml.scoring.factors import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
-from churn_platform import metrics
-from churn_platform.csv_cells import safe_cell
-from churn_platform.db import copy_supported
 from predictions.models import Prediction, PredictionSource
 
 TOP_FACTORS = 5

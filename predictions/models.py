@@ -8,9 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from churn_infra.db import JSONTextField
 from churn_ml.inputs import snapshot_fields
 from churn_ml.stored_factors import expand_factors
-from churn_platform.db import JSONTextField
 
 
 class RiskLevel(models.TextChoices):

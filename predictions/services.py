@@ -21,13 +21,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor
+from churn_infra import metrics
+from churn_infra.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
 from churn_ml.inputs import snapshot_texts, snapshot_values
 from churn_ml.record import RecordCheck, check_record
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
 from churn_ml.stored_factors import compact_factors, compact_factors_text
 from churn_ml.tiers import risk_level, risk_levels
-from churn_platform import metrics
-from churn_platform.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
 from customers.models import Customer
 from customers.services import customer_upsert_scored, customers_bulk_upsert
 from modelregistry.loader import LoadedModel, ab_bucket, active_model

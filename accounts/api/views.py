@@ -17,7 +17,7 @@ from accounts.login_policy import LOCKED_OUT_MESSAGE, audit_sign_in, retry_after
 from accounts.models import Department
 from accounts.selectors import api_key_list, audit_log_list
 from accounts.services import api_key_revoke
-from churn_platform.exceptions import error_body
+from churn_infra.exceptions import error_body
 
 
 class TokenObtainView(TokenObtainPairView):

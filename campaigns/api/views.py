@@ -36,7 +36,7 @@ from campaigns.services.common import CampaignError, NotVisible
 from campaigns.services.follow_ups import campaign_target_update
 from campaigns.services.lifecycle import campaign_close, campaign_create, campaign_enrol
 from campaigns.services.spec import CampaignSpec
-from churn_platform.api import JsonErrorsMixin
+from churn_infra.api import JsonErrorsMixin
 
 WRITE_SCOPES = {"GET": "customers:read", "POST": "campaigns:write", "PATCH": "campaigns:write"}
 

@@ -22,7 +22,7 @@ from campaigns.models import (
 from campaigns.selectors.access import (
     campaign_list,
 )
-from churn_platform import metrics
+from churn_infra import metrics
 
 
 @dataclass(frozen=True)

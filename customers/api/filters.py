@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import django_filters
 
-from churn_platform.datetimes import IsoDateTimeFilter
+from churn_infra.datetimes import IsoDateTimeFilter
 from customers.models import Customer
 
 

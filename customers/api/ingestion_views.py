@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
-from churn_platform.api import JsonErrorsMixin, UploadTooLarge, require_declared_length
-from churn_platform.outages import ServiceUnavailable
+from churn_infra.api import JsonErrorsMixin, UploadTooLarge, require_declared_length
+from churn_infra.outages import ServiceUnavailable
 from customers.api.ingestion_serializers import (
     DataSourceSerializer,
     IngestionRunSerializer,

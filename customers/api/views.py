@@ -11,9 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.context import actor_for_request
+from churn_infra.api import require_object, require_record_list, row_errors
 from churn_ml.record import check_record
 from churn_ml.schema import validate_records
-from churn_platform.api import require_object, require_record_list, row_errors
 from customers.api.filters import CustomerFilter
 from customers.api.serializers import (
     BulkCustomersSerializer,

@@ -44,6 +44,8 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.services import SYSTEM
+from churn_infra.db import insert_objects
+from churn_infra.metrics import INGESTION_ROWS
 from churn_ml.schema import (
     BOOL_FIELDS,
     ENUM_FIELDS,
@@ -53,8 +55,6 @@ from churn_ml.schema import (
     parse_churn_labels,
     validate_columns,
 )
-from churn_platform.db import insert_objects
-from churn_platform.metrics import INGESTION_ROWS
 from customers.ingestion import anomalies
 from customers.ingestion.readers.chunks import Chunk
 from customers.ingestion.writers import ChunkWrite, WriteOutcome, Writer

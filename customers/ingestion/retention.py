@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
-from churn_platform.db import delete_in_batches
+from churn_infra.db import delete_in_batches
 from customers.models import QuarantinedRow
 
 

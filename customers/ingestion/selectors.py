@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from accounts.services import Actor
-from churn_platform.csv_cells import SafeCsvWriter
+from churn_infra.csv_cells import SafeCsvWriter
 from customers.ingestion.mapping import EXTRA_COLUMN, QUARANTINE_COLUMNS, SKIPPED_COLUMNS
 from customers.models import DataSource, IngestionRun, QuarantinedRow
 

@@ -26,8 +26,8 @@ from django.db.models.functions import Mod
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record
-from churn_platform.heartbeat import Heartbeat
-from churn_platform.metrics import INGESTION_RUNS
+from churn_infra.heartbeat import Heartbeat
+from churn_infra.metrics import INGESTION_RUNS
 from customers.ingestion import anomalies
 from customers.ingestion.mapping import MappingError
 from customers.ingestion.pipeline import ClaimLost, Pipeline, TooManyRejected, run_outcome

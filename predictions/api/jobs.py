@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
-from churn_platform.api import JsonErrorsMixin, require_declared_length
+from churn_infra.api import JsonErrorsMixin, require_declared_length
 from predictions.batch_jobs.common import MAX_REJECTED_SAMPLE, BatchJobInputError
 from predictions.batch_jobs.create import batch_job_create
 from predictions.batch_jobs.results import results_csv_rows

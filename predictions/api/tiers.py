@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.context import actor_for_request
-from churn_platform.api import require_object
+from churn_infra.api import require_object
 from predictions.api.serializers import OfferSerializer
 from predictions.models import RiskLevel, RiskTierAction
 from predictions.tier_actions import TierActionError, tier_action_update, tier_offer

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.context import actor_for_request
-from churn_platform.api import require_object, require_record_list, row_errors
+from churn_infra.api import require_object, require_record_list, row_errors
 from customers.api.serializers import BulkCustomersSerializer, CustomerRecordSerializer
 from predictions.api.filters import PredictionFilter
 from predictions.api.serializers import PredictionHistorySerializer, PredictionSerializer

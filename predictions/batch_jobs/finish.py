@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
-from churn_platform import metrics
+from churn_infra import metrics
 from predictions.batch_jobs.common import OPEN_CHUNK_STATUSES
 from predictions.batch_jobs.plan import part_name
 from predictions.batch_jobs.results import write_results_file

@@ -15,8 +15,8 @@ from django.core.files.storage import default_storage
 from django.db.models import Case, CharField, F, QuerySet, Value, When
 from django.db.models.functions import Cast, NullIf
 
+from churn_infra.csv_cells import SafeCsvWriter
 from churn_ml.stored_factors import expand_factors
-from churn_platform.csv_cells import SafeCsvWriter
 from predictions.models import BatchChunkStatus, BatchJob, Prediction
 
 RESULT_COLUMNS = (

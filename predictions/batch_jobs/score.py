@@ -15,9 +15,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from churn_infra import metrics
+from churn_infra.db import relaxed_commit
 from churn_ml.schema import RECORD_FIELDS, validate_columns
-from churn_platform import metrics
-from churn_platform.db import relaxed_commit
 from customers.models import Customer
 from modelregistry.loader import ModelUnavailable, active_model, load_version
 from modelregistry.models import ModelVersion

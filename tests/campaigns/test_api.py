@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from accounts.models import AuditLogEntry
 from accounts.services import api_key_create
 from campaigns.models import CampaignTarget, TargetGroup
-from churn_platform import metrics
+from churn_infra import metrics
 from tests.campaigns.factories import CampaignFactory, TargetFactory, hand_computed_campaign, scored_customer
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns.admin import CampaignAdminForm
-from churn_platform.form_fields import LinesListField, MappingField
+from churn_infra.form_fields import LinesListField, MappingField
 from tests.campaigns.factories import CampaignFactory
 
 pytestmark = pytest.mark.django_db

@@ -192,7 +192,7 @@ def _tables(queries) -> str:
 @pytest.mark.django_db
 def test_without_a_replica_every_read_is_on_the_primary():
     # (Also what makes pytest-django create the test database this module's standby copies.)
-    from churn_platform.replica import read_alias, replica_reads
+    from churn_infra.replica import read_alias, replica_reads
 
     assert "replica" not in connections.settings
     with replica_reads():
@@ -238,7 +238,7 @@ def test_writes_and_api_calls_never_reach_the_replica(replica, api_key_client):
 
 
 def test_a_read_after_a_write_or_inside_a_transaction_stays_on_the_primary(replica):
-    from churn_platform.replica import replica_reads
+    from churn_infra.replica import replica_reads
     from customers.models import Customer
 
     CustomerFactory(customer_id="C-BEFORE")

@@ -151,6 +151,7 @@ def _variables_read_by_the_code() -> set[str]:
     settings_text = (ROOT / "churn_platform" / "settings.py").read_text()
     names = set(re.findall(r"\benv(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]+)\"", settings_text))
     sources = [ROOT / "gunicorn.conf.py", *sorted((ROOT / "churn_platform").glob("*.py"))]
+    sources += sorted((ROOT / "churn_infra").glob("*.py"))
     for path in sources:
         names |= set(re.findall(r"os\.environ(?:\.get|\.setdefault)?[\[(]\s*\"([A-Z][A-Z0-9_]+)\"", path.read_text()))
     names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text()))
@@ -354,7 +355,7 @@ def _known_metric_names() -> set[str]:
     import django_prometheus.middleware  # noqa: F401
     from prometheus_client import REGISTRY
 
-    import churn_platform.metrics  # noqa: F401
+    import churn_infra.metrics  # noqa: F401
 
     known = set(REGISTRY._names_to_collectors)
     known |= {

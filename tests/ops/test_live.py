@@ -133,7 +133,7 @@ def test_a_request_id_follows_into_the_worker_and_task_outcomes_are_counted(live
 import django, os
 django.setup()
 from churn_platform.celery import app
-from churn_platform.logging import set_request_id
+from churn_infra.logging import set_request_id
 set_request_id("ops-live-task-7")
 ok = app.send_task("tests.ops.echo", args=["password=hunter2-in-args"], queue="{queue}")
 bad = app.send_task("tests.ops.fail", args=["boom"], queue="{queue}")

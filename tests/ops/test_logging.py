@@ -10,7 +10,7 @@ import pytest
 from celery import shared_task
 from django.conf import settings
 
-from churn_platform.logging import (
+from churn_infra.logging import (
     JsonFormatter,
     RequestIdFilter,
     TextFormatter,

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from churn_platform.csv_cells import SafeCsvWriter, safe_cell
+from churn_infra.csv_cells import SafeCsvWriter, safe_cell
 
 
 @pytest.mark.parametrize(

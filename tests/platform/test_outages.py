@@ -75,12 +75,12 @@ def silent_server() -> Iterator[SilentServer]:
 
 def redis_cache_at(settings, port: int) -> None:  # type: ignore[no-untyped-def]
     """Point the default cache at a Redis on 127.0.0.1:port (with the settings' own timeouts)."""
-    from churn_platform import cache_backends
+    from churn_infra import cache_backends
 
     options = dict(settings.CACHES["default"].get("OPTIONS", {})) if "Redis" in settings.CACHES["default"][
         "BACKEND"] else {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
     settings.CACHES = {"default": {
-        "BACKEND": "churn_platform.cache_backends.RedisCache",
+        "BACKEND": "churn_infra.cache_backends.RedisCache",
         "LOCATION": f"redis://127.0.0.1:{port}/0",
         "OPTIONS": options,
     }}
@@ -122,7 +122,7 @@ def test_with_redis_down_rate_limiting_fails_open_with_a_log_line_and_a_metric(
     settings, key_client, caplog, monkeypatch
 ):
     from accounts import throttling
-    from churn_platform.metrics import CACHE_ERRORS, RATE_LIMIT_DEGRADED
+    from churn_infra.metrics import CACHE_ERRORS, RATE_LIMIT_DEGRADED
 
     monkeypatch.setattr(throttling, "_degraded_logged_at", -1e9)  # the line is logged once a minute
 
@@ -150,11 +150,11 @@ def test_the_model_stamp_reader_survives_a_redis_error(settings, active_version)
 
 
 def test_the_service_unavailable_base_is_shared_and_the_model_error_is_one():
-    from churn_platform.outages import ServiceUnavailable
+    from churn_infra.outages import ServiceUnavailable
     from modelregistry.loader import ModelUnavailable
 
     assert issubclass(ModelUnavailable, ServiceUnavailable)
-    source = (ROOT / "churn_platform" / "exceptions.py").read_text()
+    source = (ROOT / "churn_infra" / "exceptions.py").read_text()
     assert "modelregistry" not in source  # the handler knows the base only
 
 
@@ -250,7 +250,7 @@ def test_the_web_process_has_statement_and_lock_timeouts_and_workers_do_not():
     slow = _in_subprocess(
         "import django; django.setup();"
         "from django.test import Client; from django.db import connection;"
-        "from churn_platform.exceptions import api_exception_handler;"
+        "from churn_infra.exceptions import api_exception_handler;"
         "import time; t = time.monotonic()\n"
         "try:\n connection.cursor().execute('SELECT pg_sleep(5)')\n"
         "except Exception as exc:\n"

@@ -43,9 +43,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.services import SYSTEM, audit_record
+from churn_infra.datetimes import OffsetOutOfRange, storable
+from churn_infra.metrics import INGESTION_ROWS, INGESTION_RUNS
 from churn_ml.schema import FIELD_ORDER, INTERNET_ADDON_FIELDS, KNOWN_FIELDS, parse_churn_labels, validate_records
-from churn_platform.datetimes import OffsetOutOfRange, storable
-from churn_platform.metrics import INGESTION_ROWS, INGESTION_RUNS
 from customers.ingestion.pipeline import json_safe, request_rescore, run_outcome
 from customers.ingestion.sources import connect_address
 from customers.models import (

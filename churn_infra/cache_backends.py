@@ -5,7 +5,7 @@ django-prometheus ships such backends, but its Redis one needs the django-redis 
 local-memory one returns the default for cached falsy values (0, "", False); these keep Django's
 semantics exactly.
 
-The Redis backend sits behind a per-process circuit breaker (churn_platform.outages.CacheBreaker):
+The Redis backend sits behind a per-process circuit breaker (churn_infra.outages.CacheBreaker):
 a failed call opens it for CACHE_RETRY_SECONDS, during which every call fails at once with
 CacheUnavailable instead of waiting on the socket timeout again.
 """
@@ -24,7 +24,7 @@ from django_prometheus.cache.metrics import (
     django_cache_misses_total,
 )
 
-from churn_platform.outages import CacheBreaker
+from churn_infra.outages import CacheBreaker
 
 _MISSING = object()
 
@@ -52,7 +52,7 @@ _GUARDED = ("add", "set", "touch", "delete", "get_many", "has_key", "incr", "set
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: Any) -> None:
         super().__init__(server, params)
-        from churn_platform.redis_client import ReusingRedisCacheClient
+        from churn_infra.redis_client import ReusingRedisCacheClient
 
         self._class = ReusingRedisCacheClient
         location = ",".join(self._servers)

@@ -3,7 +3,7 @@
 Every error body is ``{"detail": "...", "code": "...", "request_id": "..."}``; validation errors add
 ``"errors": {field: [messages]}``. Clients branch on ``code``; people read ``detail``.
 
-An unavailable dependency (``churn_platform.outages``: a ServiceUnavailable, a database or Redis
+An unavailable dependency (``churn_infra.outages``: a ServiceUnavailable, a database or Redis
 connection error, a statement timeout) is a 503 with Retry-After, never a 500.
 """
 
@@ -20,9 +20,9 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from churn_platform.logging import current_request_id
-from churn_platform.metrics import SERVICE_UNAVAILABLE
-from churn_platform.outages import OUTAGE_ERRORS, ServiceUnavailable, outage_detail
+from churn_infra.logging import current_request_id
+from churn_infra.metrics import SERVICE_UNAVAILABLE
+from churn_infra.outages import OUTAGE_ERRORS, ServiceUnavailable, outage_detail
 
 logger = logging.getLogger(__name__)
 

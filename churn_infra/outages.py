@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis
 from django.db import InterfaceError, OperationalError
 
-from churn_platform.metrics import CACHE_ERRORS
+from churn_infra.metrics import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -96,7 +96,7 @@ METRICS_COLLECTOR_ERRORS = Counter(
     "churn_metrics_collector_errors_total", "Scrape-time collectors that could not read their source", ["collector"]
 )
 
-# --- outages (churn_platform.outages) ---------------------------------------------------------
+# --- outages (churn_infra.outages) ---------------------------------------------------------
 CACHE_ERRORS = Counter(
     "churn_cache_errors_total", "Cache calls that failed, or were refused while Redis was down", ["operation"]
 )
