@@ -11,22 +11,15 @@ from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from accounts.authentication import client_ip
+from accounts.context import actor_for_request
 from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, SCOPE_CHOICES, ApiKey, AuditLogEntry, Department, Membership
 from accounts.services import (
     StaffMemberError,
-    actor_for_user,
     api_key_create,
     api_key_forget_cached,
     api_key_revoke,
     staff_member_add,
 )
-
-
-def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return actor_for_user(
-        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
-    )
 
 
 @admin.register(Department)
@@ -77,7 +70,7 @@ class MembershipAdmin(admin.ModelAdmin):
             try:
                 added = staff_member_add(
                     username=data["username"], department_name=data["department"].name, email=data["email"],
-                    password=data["password"] or None, actor=_actor(request),
+                    password=data["password"] or None, actor=actor_for_request(request),
                 )  # fmt: skip
             except StaffMemberError as exc:
                 for field, problems in exc.errors.items():
@@ -169,7 +162,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         key, plaintext = api_key_create(
             department=form.cleaned_data["department"],
             name=form.cleaned_data["name"],
-            actor=_actor(request),
+            actor=actor_for_request(request),
             scopes=list(form.cleaned_data["scopes"]),
             expires_at=form.cleaned_data.get("expires_at"),
             ip_allowlist=form.cleaned_data.get("ip_allowlist_text") or [],
@@ -184,7 +177,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         already = queryset.filter(revoked_at__isnull=False).count()
         revoked = 0
         for key_id in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
-            api_key_revoke(key_id=key_id, actor=_actor(request), reason="revoked in admin")
+            api_key_revoke(key_id=key_id, actor=actor_for_request(request), reason="revoked in admin")
             revoked += 1
         parts = [f"Revoked {revoked} key{pluralize(revoked)}." if revoked else "No key revoked."]
         if already:

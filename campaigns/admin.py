@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
-from accounts.authentication import client_ip
-from accounts.services import STAFF_GROUP, Actor, actor_for_user, audit_record
+from accounts.context import actor_for_request
+from accounts.services import STAFF_GROUP, audit_record
 from campaigns.forms import playbook_from_lines
 from campaigns.models import CampaignStatus, CampaignTarget, RetentionCampaign, TargetNote
 from campaigns.services.common import CampaignError, NotVisible
@@ -22,15 +22,11 @@ from campaigns.services.spec import FILTER_LIST_FIELDS, FILTER_NUMBER_FIELDS, cl
 from churn_infra.form_fields import MappingField
 
 
-def _actor(request: HttpRequest) -> Actor:
-    return actor_for_user(request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None))
-
-
 def _own(request: HttpRequest, qs: QuerySet[Any], path: str) -> QuerySet[Any]:
     """Superusers see every department; other admin users see their own department's rows."""
     if request.user.is_superuser:
         return qs
-    return qs.filter(**{path: _actor(request).department_id})
+    return qs.filter(**{path: actor_for_request(request).department_id})
 
 
 def _typed_filter(name: str, text: str) -> Any:
@@ -116,7 +112,7 @@ class RetentionCampaignAdmin(admin.ModelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
         audit_record(
-            actor=_actor(request),
+            actor=actor_for_request(request),
             action="campaign.update" if change else "campaign.create",
             obj=obj,
             department_id=obj.department_id,
@@ -127,7 +123,7 @@ class RetentionCampaignAdmin(admin.ModelAdmin):
     def enrol_selected(self, request: HttpRequest, queryset: QuerySet[RetentionCampaign]) -> None:
         for campaign in queryset:
             try:
-                result = campaign_enrol(campaign_id=campaign.pk, actor=_actor(request))
+                result = campaign_enrol(campaign_id=campaign.pk, actor=actor_for_request(request))
             except (CampaignError, NotVisible) as exc:
                 self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
             else:
@@ -136,7 +132,7 @@ class RetentionCampaignAdmin(admin.ModelAdmin):
     @admin.action(description="Close selected campaigns")
     def close_selected(self, request: HttpRequest, queryset: QuerySet[RetentionCampaign]) -> None:
         for campaign in queryset.exclude(status=CampaignStatus.CLOSED):
-            campaign_close(campaign_id=campaign.pk, actor=_actor(request))
+            campaign_close(campaign_id=campaign.pk, actor=actor_for_request(request))
         self.message_user(request, "Closed.")
 
 
@@ -191,7 +187,9 @@ class CampaignTargetAdmin(admin.ModelAdmin):
     def _assign(self, request: HttpRequest, queryset: QuerySet[CampaignTarget], assignee_id: int | None) -> None:
         try:
             changed = campaign_targets_assign(
-                target_ids=list(queryset.values_list("pk", flat=True)), assignee_id=assignee_id, actor=_actor(request)
+                target_ids=list(queryset.values_list("pk", flat=True)),
+                assignee_id=assignee_id,
+                actor=actor_for_request(request),
             )
         except CampaignError as exc:
             self.message_user(request, " ".join(m for ms in exc.errors.values() for m in ms), messages.ERROR)

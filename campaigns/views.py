@@ -31,9 +31,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.authentication import client_ip
+from accounts.context import actor_for_request
 from accounts.models import Department
-from accounts.services import Actor, actor_for_user
+from accounts.services import Actor
 from campaigns import charts
 from campaigns.digest import digest_preference_set
 from campaigns.exports import assignee_csv_rows, csv_response, targets_csv_rows
@@ -112,9 +112,6 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapper
 
 
-def _actor(request: HttpRequest) -> Actor:
-    return actor_for_user(request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None))
-
 
 def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
@@ -150,7 +147,7 @@ def _with_recent_notes(qs: Any) -> Any:
 @require_GET
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     population = population_stats()
     risk = population.risk
     work = open_follow_ups(actor=actor)
@@ -230,7 +227,7 @@ def _list_query(request: HttpRequest) -> str:
 @require_GET
 @staff_required
 def follow_ups(request: HttpRequest) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     form, filters = _follow_up_filters(request, actor)
     page = Paginator(_with_recent_notes(follow_up_list(actor=actor, filters=filters)), PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -260,7 +257,7 @@ def follow_ups(request: HttpRequest) -> HttpResponse:
 @staff_required
 def follow_ups_export(request: HttpRequest) -> HttpResponse:
     """The follow-up list as filtered on the page, every row (not one page), as CSV."""
-    actor = _actor(request)
+    actor = actor_for_request(request)
     _, filters = _follow_up_filters(request, actor)
     return csv_response(targets_csv_rows(follow_up_list(actor=actor, filters=filters)), "follow-ups.csv")
 
@@ -269,7 +266,7 @@ def follow_ups_export(request: HttpRequest) -> HttpResponse:
 @staff_required
 def follow_ups_bulk(request: HttpRequest) -> HttpResponse:
     """Bulk work: assign, set the status or the due date of the selected follow-ups, or of the whole filter."""
-    actor = _actor(request)
+    actor = actor_for_request(request)
     form = BulkFollowUpForm(request.POST, staff=_assignable_everywhere(actor))
     back = reverse("staff:follow-ups") + ("?" + request.POST.get("query", "") if request.POST.get("query") else "")
     if not form.is_valid():
@@ -309,7 +306,9 @@ def _assignable_everywhere(actor: Actor) -> list[tuple[int, str]]:
 def saved_view_create(request: HttpRequest) -> HttpResponse:
     query = request.POST.get("query", "")
     try:
-        view = saved_view_save(user=request.user, name=request.POST.get("name", ""), query=query, actor=_actor(request))
+        view = saved_view_save(
+            user=request.user, name=request.POST.get("name", ""), query=query, actor=actor_for_request(request)
+        )
     except CampaignError as exc:
         for problems in exc.errors.values():
             messages.error(request, " ".join(problems))
@@ -321,7 +320,7 @@ def saved_view_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def saved_view_remove(request: HttpRequest, view_id: int) -> HttpResponse:
-    if saved_view_delete(user=request.user, view_id=view_id, actor=_actor(request)):
+    if saved_view_delete(user=request.user, view_id=view_id, actor=actor_for_request(request)):
         messages.success(request, "View removed.")
     return HttpResponseRedirect(reverse("staff:follow-ups"))
 
@@ -330,7 +329,7 @@ def saved_view_remove(request: HttpRequest, view_id: int) -> HttpResponse:
 @staff_required
 def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
     """The one-step update: status, outcome, due date, assignee and a note, saved together."""
-    actor = _actor(request)
+    actor = actor_for_request(request)
     target = campaign_target_get(actor=actor, target_id=target_id)
     if target is None:
         raise Http404("No such follow-up.")
@@ -374,7 +373,7 @@ def follow_up_update(request: HttpRequest, target_id: int) -> HttpResponse:
 @staff_required
 def follow_up_step_done(request: HttpRequest, target_id: int) -> HttpResponse:
     """Tick off a follow-up's next playbook step; htmx swaps the card, a plain POST goes back."""
-    actor = _actor(request)
+    actor = actor_for_request(request)
     target = campaign_target_get(actor=actor, target_id=target_id)
     if target is None:
         raise Http404("No such follow-up.")
@@ -460,7 +459,7 @@ def customer_search(request: HttpRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     overview = customer_overview(actor=actor, customer_id=customer_id)
     if overview is None:
         raise Http404("No such customer.")
@@ -491,7 +490,7 @@ def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
 @require_GET
 @staff_required
 def campaigns(request: HttpRequest) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     return render(
         request, "staff/campaign_list.html", {"campaigns": list(campaign_list_with_counts(actor=actor)[:200])}
     )
@@ -500,7 +499,7 @@ def campaigns(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @staff_required
 def campaign_new(request: HttpRequest) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     departments = None
     if actor.is_superuser:
         departments = list(Department.objects.order_by("name").values_list("pk", "name"))
@@ -535,7 +534,7 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 @staff_required
 def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")
@@ -590,7 +589,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_POST
 @staff_required
 def campaign_enrol_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")
@@ -630,7 +629,7 @@ def campaign_enrol_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @require_POST
 @staff_required
 def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")
@@ -643,7 +642,7 @@ def campaign_close_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @staff_required
 def campaign_preview_view(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The audience an enrolment would take now, with its expected saves, revenue, cost and net."""
-    actor = _actor(request)
+    actor = actor_for_request(request)
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")
@@ -658,7 +657,7 @@ def campaign_preview_view(request: HttpRequest, campaign_id: int) -> HttpRespons
 @require_GET
 @staff_required
 def campaign_targets_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")
@@ -669,7 +668,7 @@ def campaign_targets_export(request: HttpRequest, campaign_id: int) -> HttpRespo
 @require_GET
 @staff_required
 def campaign_assignees_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     campaign = campaign_get(actor=actor, campaign_id=campaign_id)
     if campaign is None:
         raise Http404("No such campaign.")

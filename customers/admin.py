@@ -16,8 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.authentication import client_ip
-from accounts.services import Actor, actor_for_user
+from accounts.context import actor_for_request
 from churn_infra.form_fields import MappingField
 from churn_ml.record import check_record
 from churn_ml.schema import FIELD_ORDER
@@ -48,14 +47,9 @@ from customers.services import customer_upsert, outcome_record
 STREAM_DRAIN_EVENTS = 10_000
 
 
-def _actor(request: HttpRequest) -> Actor:
-    return actor_for_user(
-        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
-    )
-
 
 def _department_scoped(request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-    actor = _actor(request)
+    actor = actor_for_request(request)
     if actor.is_superuser:
         return queryset
     return queryset.filter(department_id=actor.department_id) if actor.department_id else queryset.none()
@@ -164,7 +158,7 @@ class CustomerAdmin(admin.ModelAdmin):
         return format_html_join("", "<div>{}</div>", ((w,) for w in obj.quality_warnings or [])) or "-"
 
     def save_model(self, request: HttpRequest, obj: Customer, form: CustomerForm, change: bool) -> None:
-        saved, _ = customer_upsert(check=form.check, source="admin", actor=_actor(request))
+        saved, _ = customer_upsert(check=form.check, source="admin", actor=actor_for_request(request))
         obj.pk = saved.pk
 
 
@@ -189,7 +183,7 @@ class OutcomeAdmin(admin.ModelAdmin):
             observed_at=obj.observed_at,
             source=obj.source,
             channel="admin",
-            actor=_actor(request),
+            actor=actor_for_request(request),
         )
         obj.pk = saved.pk
 
@@ -322,7 +316,9 @@ class IngestionRunAdmin(admin.ModelAdmin):
             if form.is_valid():
                 try:
                     run, created = ingestion_upload(
-                        upload=form.cleaned_data["file"], actor=_actor(request), force=form.cleaned_data["force"]
+                        upload=form.cleaned_data["file"],
+                        actor=actor_for_request(request),
+                        force=form.cleaned_data["force"],
                     )
                 except FileRejected as exc:
                     form.add_error("file", str(exc))
@@ -366,7 +362,7 @@ class IngestionRunAdmin(admin.ModelAdmin):
         retried = 0
         for run_id in queryset.values_list("pk", flat=True):
             try:
-                ingestion_run_retry(run_id=run_id, actor=_actor(request))
+                ingestion_run_retry(run_id=run_id, actor=actor_for_request(request))
                 retried += 1
             except RunNotRetryable as exc:
                 self.message_user(request, f"{run_id}: {exc}", messages.WARNING)
@@ -385,7 +381,7 @@ class QuarantinedRowAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[QuarantinedRow]:
         queryset = super().get_queryset(request)
-        actor = _actor(request)
+        actor = actor_for_request(request)
         if actor.is_superuser:
             return queryset
         return queryset.filter(run__department_id=actor.department_id) if actor.department_id else queryset.none()
@@ -479,14 +475,14 @@ class DataSourceAdmin(admin.ModelAdmin):
         password = form.cleaned_data.get("password") or None
         if form.cleaned_data.get("clear_password"):
             password = ""
-        data_source_save(source=obj, actor=_actor(request), password=password)
+        data_source_save(source=obj, actor=actor_for_request(request), password=password)
 
     def delete_model(self, request: HttpRequest, obj: DataSource) -> None:
-        data_source_delete(source=obj, actor=_actor(request))
+        data_source_delete(source=obj, actor=actor_for_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DataSource]) -> None:
         for source in queryset:
-            data_source_delete(source=source, actor=_actor(request))
+            data_source_delete(source=source, actor=actor_for_request(request))
 
     @admin.action(description="Run the selected sources now (streams: process what is waiting)")
     def run_now(self, request: HttpRequest, queryset: QuerySet[DataSource]) -> None:
@@ -497,7 +493,7 @@ class DataSourceAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{source.name}: processed {handled} events; {summary}.", messages.SUCCESS)
                 continue
             try:
-                run, created = data_source_start_run(source_id=source.pk, actor=_actor(request))
+                run, created = data_source_start_run(source_id=source.pk, actor=actor_for_request(request))
             except SourceError as exc:
                 self.message_user(request, f"{source.name}: {exc}", messages.ERROR)
                 continue

@@ -18,7 +18,7 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from accounts.services import actor_for_user
+from accounts.context import actor_for_request
 from churn_infra import svg
 from modelregistry.live import live_performance_of, live_rows_of
 from modelregistry.models import (
@@ -76,11 +76,6 @@ def _figure(value: float | None) -> str:
     """A measured figure for people: four significant digits (0.3289), '-' when not measured."""
     return "-" if not isinstance(value, int | float) else f"{value:.4g}"
 
-
-def _actor(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return actor_for_user(
-        request.user, ip=request.META.get("REMOTE_ADDR"), request_id=getattr(request, "request_id", None)
-    )
 
 
 class ModelEventInline(admin.TabularInline):
@@ -268,7 +263,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda v: model_promote(version=v.version, actor=_actor(request), force=force, reason=reason),
+            lambda v: model_promote(version=v.version, actor=actor_for_request(request), force=force, reason=reason),
             "promoted (forced)" if force else "promoted",
         )
         return None
@@ -297,7 +292,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             }
             return TemplateResponse(request, "admin/modelregistry/modelversion/rollback_confirm.html", context)
         try:
-            restored = model_rollback(actor=_actor(request), reason=f"rolled back in admin by {request.user}")
+            restored = model_rollback(
+                actor=actor_for_request(request), reason=f"rolled back in admin by {request.user}"
+            )
             self.message_user(request, f"Rolled back: {restored.version} is active again.", messages.SUCCESS)
         except PromotionRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -308,7 +305,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda v: model_version_set_status(version=v.version, status=ModelStatus.DEPRECATED, actor=_actor(request)),
+            lambda v: model_version_set_status(
+                version=v.version, status=ModelStatus.DEPRECATED, actor=actor_for_request(request)
+            ),
             "deprecated",
         )
 
@@ -317,7 +316,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda v: model_version_set_status(version=v.version, status=ModelStatus.ARCHIVED, actor=_actor(request)),
+            lambda v: model_version_set_status(
+                version=v.version, status=ModelStatus.ARCHIVED, actor=actor_for_request(request)
+            ),
             "archived",
         )
 
@@ -329,7 +330,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda v: ab_test_start(version=v.version, traffic_percent=10, actor=_actor(request)),
+            lambda v: ab_test_start(version=v.version, traffic_percent=10, actor=actor_for_request(request)),
             "now scores 10% of customers next to the active model",
         )
 
@@ -419,7 +420,9 @@ class RetrainingRunAdmin(admin.ModelAdmin):
         """Queue a manual retraining (the promotion policy of the settings applies)."""
         self._allowed(request)
         evaluation = retraining_scheduled(
-            actor=_actor(request), trigger=TriggerKind.MANUAL, reason=f"started in the admin by {request.user}"
+            actor=actor_for_request(request),
+            trigger=TriggerKind.MANUAL,
+            reason=f"started in the admin by {request.user}",
         )
         if evaluation.retraining_run_id is None:
             self.message_user(request, "Not started: a retraining is already queued or running.", messages.WARNING)
@@ -434,7 +437,7 @@ class RetrainingRunAdmin(admin.ModelAdmin):
     def evaluate_view(self, request: HttpRequest) -> HttpResponse:
         """Measure the drift, accuracy and confidence triggers now (retraining if one fires)."""
         self._allowed(request)
-        evaluations = retraining_triggers_evaluate(actor=_actor(request))
+        evaluations = retraining_triggers_evaluate(actor=actor_for_request(request))
         summary = "; ".join(
             f"{e.kind}: {_figure(e.value)} vs {_figure(e.threshold)} ({e.get_decision_display()})"
             for e in evaluations
@@ -545,7 +548,7 @@ class ABTestAdmin(admin.ModelAdmin):
             self.message_user(request, "Select the running A/B test.", messages.ERROR)
             return
         try:
-            test = ab_test_stop(actor=_actor(request), promote=promote)
+            test = ab_test_stop(actor=actor_for_request(request), promote=promote)
         except PromotionRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return

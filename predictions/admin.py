@@ -12,8 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.authentication import client_ip
-from accounts.services import Actor, actor_for_user
+from accounts.context import actor_for_request
 from churn_infra.form_fields import LinesListField
 from modelregistry.loader import ModelUnavailable
 from predictions.batch_jobs.common import BatchJobInputError, BatchJobStateError
@@ -76,7 +75,7 @@ class RiskTierActionAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: RiskTierAction, form: Any, change: bool) -> None:
-        tier_action_update(risk_level=obj.risk_level, changes=_tier_changes(form), actor=_actor(request))
+        tier_action_update(risk_level=obj.risk_level, changes=_tier_changes(form), actor=actor_for_request(request))
 
 
 @admin.register(Prediction)
@@ -104,11 +103,6 @@ class PredictionAdmin(admin.ModelAdmin):
         return False
 # --- batch scoring jobs -----------------------------------------------------------------------
 
-
-def _actor(request: HttpRequest) -> Actor:
-    return actor_for_user(
-        request.user, ip=client_ip(request), request_id=getattr(request, "request_id", None)
-    )
 
 
 class BatchChunkInline(admin.TabularInline):
@@ -145,7 +139,7 @@ class BatchJobAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BatchJob]:
         # An operator of a department sees its jobs; superusers see all (issue 11, finding 1).
-        return batch_job_list(actor=_actor(request))
+        return batch_job_list(actor=actor_for_request(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs start from the "Start full scoring" button or the API
@@ -183,7 +177,9 @@ class BatchJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             try:
-                job = batch_job_create(scope=BatchJobScope.ALL, actor=_actor(request), origin=BatchJobOrigin.ADMIN)
+                job = batch_job_create(
+                    scope=BatchJobScope.ALL, actor=actor_for_request(request), origin=BatchJobOrigin.ADMIN
+                )
             except ModelUnavailable as exc:
                 self.message_user(request, f"No job started: {exc}.", messages.ERROR)
                 return redirect("admin:predictions_batchjob_changelist")
@@ -218,7 +214,7 @@ class BatchJobAdmin(admin.ModelAdmin):
     def cancel_selected(self, request: HttpRequest, queryset: Any) -> None:
         for job in queryset.order_by("pk"):
             try:
-                batch_job_cancel(job_id=job.pk, actor=_actor(request))
+                batch_job_cancel(job_id=job.pk, actor=actor_for_request(request))
                 self.message_user(request, f"Job {job.pk} cancelled.", messages.SUCCESS)
             except BatchJobStateError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
@@ -227,7 +223,7 @@ class BatchJobAdmin(admin.ModelAdmin):
     def resume_selected(self, request: HttpRequest, queryset: Any) -> None:
         for job in queryset.order_by("pk"):
             try:
-                sent = batch_job_resume(job_id=job.pk, actor=_actor(request))
+                sent = batch_job_resume(job_id=job.pk, actor=actor_for_request(request))
                 self.message_user(request, f"Job {job.pk}: {len(sent)} chunks sent again.", messages.SUCCESS)
             except BatchJobStateError as exc:
                 self.message_user(request, str(exc), messages.WARNING)
@@ -240,7 +236,7 @@ class BatchJobAdmin(admin.ModelAdmin):
                 continue
             try:
                 new = batch_job_create(scope=job.scope, filters=job.filters or None,
-                                       customer_ids=job.customer_ids or None, actor=_actor(request),
+                                       customer_ids=job.customer_ids or None, actor=actor_for_request(request),
                                        origin=BatchJobOrigin.ADMIN)
             except (ModelUnavailable, BatchJobInputError) as exc:
                 self.message_user(request, f"Job {job.pk} not run again: {exc}", messages.ERROR)

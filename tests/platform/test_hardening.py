@@ -62,6 +62,26 @@ def test_behind_the_ingress_the_client_address_is_the_one_the_ingress_saw(depart
     assert spoofed.status_code == 403
 
 
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_admin_audit_entries_name_the_address_the_ingress_saw(admin_user, register_model):
+    """Every admin and staff page builds its actor with accounts.context (the model admin used the proxy's address)."""
+    from accounts.models import AuditLogEntry
+
+    register_model(activate=True)
+    challenger = register_model(activate=False)
+    client = Client(REMOTE_ADDR="10.0.0.2")  # the ingress controller's pod
+    client.force_login(admin_user)
+    client.post(
+        "/admin/modelregistry/modelversion/",
+        {"action": "start_ab_test", "_selected_action": [challenger.pk]},
+        HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7",
+    )
+
+    entry = AuditLogEntry.objects.get(action="model.ab_test_start")
+    assert entry.ip_address == "198.51.100.7"
+    assert entry.actor_user == admin_user
+
+
 # --- /metrics -----------------------------------------------------------------------------------
 
 
