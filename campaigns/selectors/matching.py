@@ -1,35 +1,17 @@
-"""Matching customers: the latest prediction of each, and the candidates of a campaign's target rule."""
+"""Matching customers: the candidates of a campaign's target rule (by Prediction.objects.latest_per_customer())."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-from django.db.models import F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q
 
 from campaigns.models import (
     RetentionCampaign,
 )
 from customers.models import Customer
 from predictions.models import Prediction
-
-
-def latest_predictions() -> QuerySet[Prediction]:
-    """Each customer's most recent prediction (ties broken by the later row)."""
-    if connection.vendor == "postgresql":
-        # DISTINCT ON walks the (customer_id, created_at) index: 3x faster than the window below.
-        latest = Prediction.objects.order_by("customer_id", "-created_at", "-pk").distinct("customer_id").values("pk")
-        return Prediction.objects.filter(pk__in=latest)
-    ranked = (
-        Prediction.objects.annotate(
-            rank=Window(RowNumber(), partition_by=[F("customer_id")], order_by=[F("created_at").desc(), F("pk").desc()])
-        )
-        .filter(rank=1)
-        .values("pk")
-    )
-    return Prediction.objects.filter(pk__in=ranked)
 
 
 def _customer_filter(filters: dict[str, Any]) -> Q:
@@ -63,7 +45,7 @@ class Candidate:
 
 def campaign_candidates(*, campaign: RetentionCampaign) -> list[Candidate]:
     """Customers whose latest prediction and record match the campaign's rule, riskiest first."""
-    predictions = latest_predictions()
+    predictions = Prediction.objects.latest_per_customer()
     if campaign.target_risk_levels:
         predictions = predictions.filter(risk_level__in=campaign.target_risk_levels)
     if campaign.target_min_probability is not None:
