@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, ApiKey, AuditLogEntry, AuditOutcome, Department, Membership
+from churn_infra.errors import InputError
 
 KEY_PREFIX_MARK = "chp"
 
@@ -186,10 +187,9 @@ def api_key_touch(*, key_id: int, ip: str | None) -> None:
 STAFF_GROUP = "staff"  # members of this group use the staff pages (Django staff and superusers do too)
 
 
-class StaffMemberError(Exception):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+class StaffMemberError(InputError):
+    def __str__(self) -> str:
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items())
 
 
 @dataclass(frozen=True)

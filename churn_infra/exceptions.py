@@ -20,11 +20,13 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from churn_infra.errors import InputError
 from churn_infra.logging import current_request_id
 from churn_infra.metrics import SERVICE_UNAVAILABLE
 from churn_infra.outages import OUTAGE_ERRORS, ServiceUnavailable, outage_detail
 
 logger = logging.getLogger(__name__)
+
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -70,7 +72,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if answer is not None:
         body, headers = answer
         return Response(body, status=503, headers=headers)
-    if isinstance(exc, Http404):
+    if isinstance(exc, InputError):
+        exc = exceptions.ValidationError(exc.errors)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.services import SYSTEM, Actor
 from churn_infra import metrics
 from churn_infra.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
+from churn_infra.errors import InputError
 from churn_ml.inputs import snapshot_texts, snapshot_values
 from churn_ml.record import RecordCheck, check_record
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
@@ -43,12 +44,8 @@ PREDICTION_CUSTOMER_SOURCE = "api:prediction"
 INSERT_BATCH_SIZE = 1000
 
 
-class ScoringInputError(Exception):
+class ScoringInputError(InputError):
     """The input cannot be scored; ``errors`` maps fields to messages like a validation error."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 # --- one record ------------------------------------------------------------------------------

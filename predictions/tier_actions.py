@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from django.db import transaction
 
 from accounts.services import Actor, audit_record
+from churn_infra.errors import InputError
 from predictions.models import RiskTierAction
 
 _TIER_TTL_SECONDS = 2.0
@@ -103,12 +104,8 @@ def _clean_tier_changes(tier: RiskTierAction, changes: Mapping[str, Any]) -> dic
     return {"recommendations": texts, "offer_discount_percent": percent, "offer_months": months}
 
 
-class TierActionError(Exception):
+class TierActionError(InputError):
     """A tier edit that cannot be applied; ``errors`` maps fields to messages."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 def tier_action_check(*, risk_level: str, changes: Mapping[str, Any]) -> None:

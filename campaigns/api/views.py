@@ -32,7 +32,7 @@ from campaigns.models import TargetNote
 from campaigns.selectors.access import campaign_list_with_counts, campaign_target_list
 from campaigns.selectors.audience import campaign_audience, projection_as_dict
 from campaigns.selectors.effectiveness import campaign_effectiveness
-from campaigns.services.common import CampaignError, NotVisible
+from campaigns.services.common import NotVisible
 from campaigns.services.follow_ups import campaign_target_update
 from campaigns.services.lifecycle import campaign_close, campaign_create, campaign_enrol
 from campaigns.services.spec import CampaignSpec
@@ -78,10 +78,7 @@ class CampaignViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMod
                 raise ValidationError({"department": [f"No department named {department_name!r}."]})
         owner = data.pop("owner")
         data["owner_id"] = _user_ids([owner], "owner")[0] if owner else None
-        try:
-            campaign = campaign_create(actor=actor, spec=CampaignSpec(**data), department_id=department_id)
-        except CampaignError as exc:
-            raise ValidationError(exc.errors) from None
+        campaign = campaign_create(actor=actor, spec=CampaignSpec(**data), department_id=department_id)
         campaign = self.get_queryset().get(pk=campaign.pk)
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
@@ -100,8 +97,6 @@ class CampaignViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMod
                 assignee_ids=assignees,
                 limit=body.validated_data["limit"],
             )
-        except CampaignError as exc:
-            raise ValidationError(exc.errors) from None
         except NotVisible:
             raise Http404 from None
         campaign = self.get_queryset().get(pk=campaign.pk)
@@ -181,8 +176,6 @@ class CampaignTargetViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             data["assignee_id"] = _user_ids([username], "assignee")[0] if username else None
         try:
             campaign_target_update(target_id=target.pk, actor=actor_for_request(request), **data)
-        except CampaignError as exc:
-            raise ValidationError(exc.errors) from None
         except NotVisible:
             raise Http404 from None
         return Response(CampaignTargetSerializer(self.get_queryset().get(pk=target.pk)).data)

@@ -12,17 +12,14 @@ from accounts.services import Actor
 from campaigns.models import (
     RetentionCampaign,
 )
+from churn_infra.errors import InputError
 
 # Rows per INSERT when enrolling: 10,000 targets go in ten statements, each well under a second.
 ENROL_BATCH_SIZE = 1000
 
 
-class CampaignError(Exception):
-    """A request a caller can correct: ``errors`` maps field names to messages."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
+class CampaignError(InputError):
+    """A campaign request a caller can correct: ``errors`` maps field names to messages."""
 
 
 class NotVisible(Exception):

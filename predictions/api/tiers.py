@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,7 +15,7 @@ from accounts.context import actor_for_request
 from churn_infra.api import require_object
 from predictions.api.serializers import OfferSerializer
 from predictions.models import RiskLevel, RiskTierAction
-from predictions.tier_actions import TierActionError, tier_action_update, tier_offer
+from predictions.tier_actions import tier_action_update, tier_offer
 
 
 class TierSerializer(serializers.ModelSerializer):
@@ -60,10 +59,7 @@ class TierViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def partial_update(self, request: Request, risk_level: str | None = None) -> Response:
         tier = self.get_object()
         # The service checks the values (and refuses unknown fields) so that the admin gets the same rules.
-        try:
-            tier = tier_action_update(
-                risk_level=tier.risk_level, changes=require_object(request.data), actor=actor_for_request(request)
-            )
-        except TierActionError as exc:
-            raise ValidationError(exc.errors) from None
+        tier = tier_action_update(
+            risk_level=tier.risk_level, changes=require_object(request.data), actor=actor_for_request(request)
+        )
         return Response(TierSerializer(tier).data)

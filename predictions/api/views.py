@@ -14,7 +14,7 @@ from customers.api.serializers import BulkCustomersSerializer, CustomerRecordSer
 from predictions.api.filters import PredictionFilter
 from predictions.api.serializers import PredictionHistorySerializer, PredictionSerializer
 from predictions.selectors import prediction_list
-from predictions.services import ScoringInputError, prediction_score, predictions_score_batch
+from predictions.services import prediction_score, predictions_score_batch
 
 STORE_PARAMETER = OpenApiParameter(
     "store",
@@ -72,12 +72,7 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     )
     def create(self, request: Request) -> Response:
         store = store_requested(request)
-        try:
-            prediction = prediction_score(
-                body=require_object(request.data), actor=actor_for_request(request), store=store
-            )
-        except ScoringInputError as exc:
-            raise ValidationError(exc.errors) from None
+        prediction = prediction_score(body=require_object(request.data), actor=actor_for_request(request), store=store)
         return Response(prediction, status=status.HTTP_201_CREATED if store else status.HTTP_200_OK)
 
 

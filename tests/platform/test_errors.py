@@ -68,3 +68,25 @@ def test_errors_carry_the_request_id(key_client):
     response = key_client.get("/api/v1/customers/NOPE/", HTTP_X_REQUEST_ID="req-12345678")
     assert response["X-Request-ID"] == "req-12345678"
     assert response.json()["request_id"] == "req-12345678"
+
+
+@pytest.mark.parametrize(
+    "error_class",
+    ["predictions.services.ScoringInputError", "predictions.tier_actions.TierActionError",
+     "campaigns.services.common.CampaignError", "accounts.services.StaffMemberError"],
+)
+def test_a_service_input_error_is_a_400_naming_the_field(error_class):
+    """One InputError (churn_infra.errors), answered in one place: the API exception handler."""
+    from django.utils.module_loading import import_string
+
+    from churn_infra.errors import InputError
+    from churn_infra.exceptions import api_exception_handler
+
+    error = import_string(error_class)({"target_filters": ["Unknown filter: colour."]})
+    assert isinstance(error, InputError)
+
+    response = api_exception_handler(error, {"view": None})
+
+    assert response.status_code == 400
+    assert response.data["code"] == "invalid"
+    assert response.data["errors"] == {"target_filters": ["Unknown filter: colour."]}
