@@ -14,59 +14,21 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from churn_infra.metrics import METRICS_COLLECTOR_ERRORS
+from churn_infra.queues import queue_depths
 
 logger = logging.getLogger(__name__)
 
-# kombu's Redis transport keeps each priority level of a queue in its own list: the queue name
-# for priority 0, and "<queue>\x06\x16<step>" for the other steps (kombu.transport.redis).
-KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
-KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-_redis_clients: dict[str, Any] = {}
 
 
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-
-
-def celery_queue_names() -> list[str]:
-    from django.conf import settings
-
-    names = {settings.CELERY_TASK_DEFAULT_QUEUE}
-    names.update(route["queue"] for route in settings.CELERY_TASK_ROUTES.values() if "queue" in route)
-    return sorted(names)
-
-
-def celery_queue_depths() -> dict[str, int] | None:
-    """Messages waiting per queue, or None when there is no Redis broker to ask."""
-    from django.conf import settings
-
-    broker = settings.CELERY_BROKER_URL or ""
-    if settings.CELERY_TASK_ALWAYS_EAGER or not broker.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    client = _redis_clients.get(broker)
-    if client is None:
-        import redis
-
-        client = redis.Redis.from_url(broker, socket_timeout=2, socket_connect_timeout=2)
-        _redis_clients[broker] = client
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    queues = celery_queue_names()
-    pipe = client.pipeline(transaction=False)
-    for queue in queues:
-        for step in KOMBU_PRIORITY_STEPS:
-            pipe.llen(f"{prefix}{queue}" if step == 0 else f"{prefix}{queue}{KOMBU_PRIORITY_SEPARATOR}{step}")
-    lengths = pipe.execute()
-    steps = len(KOMBU_PRIORITY_STEPS)
-    return {queue: int(sum(lengths[i * steps : (i + 1) * steps])) for i, queue in enumerate(queues)}
 
 
 def registry_active_versions() -> list[tuple[str, str]]:
@@ -157,7 +119,7 @@ class PlatformCollector:
 
     def _queues(self) -> Iterator[Metric]:
         try:
-            depths = celery_queue_depths()
+            depths = queue_depths()
         except Exception:  # a broker outage must not break the scrape
             self._failed("celery_queue_depth")
             return

@@ -11,46 +11,23 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from celery import current_app
 from django.conf import settings
 
+from churn_infra.queues import queue_depths as read_queue_depths
 from predictions.models import BatchChunkStatus, BatchJob, BatchJobStatus
 
 logger = logging.getLogger(__name__)
 
-# kombu's Redis transport keeps each priority step of a queue in its own list:
-# "<queue>" for the default step and "<queue>\x06\x16<step>" for the others.
-_PRIORITY_SEPARATOR = "\x06\x16"
-_PRIORITY_STEPS = (0, 3, 6, 9)
-
-
-def queue_names() -> list[str]:
-    names = {settings.CELERY_TASK_DEFAULT_QUEUE}
-    names.update(route["queue"] for route in settings.CELERY_TASK_ROUTES.values() if "queue" in route)
-    return sorted(names)
-
 
 def queue_depths() -> dict[str, int] | None:
-    """Messages waiting in each queue; None when tasks run in-process or the broker is not Redis."""
-    broker = settings.CELERY_BROKER_URL or ""
-    if settings.CELERY_TASK_ALWAYS_EAGER or not broker.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    import redis
-
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    """Messages waiting in each queue; None when tasks run in-process, the broker is not Redis or does not answer."""
     try:
-        client = redis.Redis.from_url(broker, socket_timeout=2, socket_connect_timeout=2)
-        pipe = client.pipeline(transaction=False)
-        names = queue_names()
-        for name in names:
-            for step in _PRIORITY_STEPS:
-                pipe.llen(f"{prefix}{name}" if step == 0 else f"{prefix}{name}{_PRIORITY_SEPARATOR}{step}")
-        lengths = pipe.execute()
+        return read_queue_depths()
     except redis.RedisError:
         logger.warning("Could not read queue depths from the broker", exc_info=True)
         return None
-    steps = len(_PRIORITY_STEPS)
-    return {name: int(sum(lengths[i * steps : (i + 1) * steps])) for i, name in enumerate(names)}
 
 
 @dataclass

@@ -138,6 +138,18 @@ def test_queue_depth_counts_every_priority_list_of_the_queue(broker):
     assert value(found, "churn_celery_queue_depth", queue="ingestion") == 0
 
 
+def test_the_worker_status_reads_the_same_depths_and_an_unreachable_broker_as_unknown(broker):
+    """One queue-depth reader (churn_infra.queues) behind the metric, worker_status and the batch watchdog."""
+    from predictions.operations import queue_depths
+
+    broker.lpush("batch", "m1", "m2")
+    broker.lpush("batch\x06\x163", "m3")
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+        assert queue_depths()["batch"] == value(scrape(), "churn_celery_queue_depth", queue="batch") == 3
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL="redis://127.0.0.1:9/0"):
+        assert queue_depths() is None
+
+
 def test_an_unreachable_broker_is_counted_and_does_not_break_the_scrape():
     before = scrape()
     with override_settings(CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL="redis://127.0.0.1:9/0"):
