@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from churn_infra.schedules import parse_cron as cron_fields
+from churn_infra.schedules import periodic_task_write
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -46,31 +49,17 @@ SCHEDULES = (
              "batch", "Recomputes each version's realized and CBPE-estimated figures (outcomes also trigger it)."),
 )
 
-OFF = {"", "off", "none", "disabled"}
-
-
 def parse_cron(line: str, *, setting: str = "") -> dict[str, str] | None:
-    """A five-field cron line (minute hour day-of-month month day-of-week) as crontab fields; None for off."""
-    if line.strip().lower() in OFF:
-        return None
-    fields = line.split()
-    if len(fields) != 5:
-        raise ImproperlyConfigured(f"{setting or 'cron'} must have five fields (m h dom mon dow); got {line!r}")
-    from celery.schedules import crontab
-
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    """A schedule setting's cron line as crontab fields (churn_infra.schedules); None for off."""
     try:
-        crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
-                day_of_week=day_of_week)
+        return cron_fields(line)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{setting or 'cron'} {line!r} is not a valid crontab: {exc}") from exc
-    return {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year,
-            "day_of_week": day_of_week}
+        raise ImproperlyConfigured(f"{setting or 'cron'} {exc}") from exc
 
 
 def schedules_setup(*, using: str = "default") -> list[tuple[str, str]]:
     """Create or update the PeriodicTask rows; returns (name, crontab or 'off') for each."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
     done = []
     for entry in SCHEDULES:
@@ -80,15 +69,9 @@ def schedules_setup(*, using: str = "default") -> list[tuple[str, str]]:
             PeriodicTask.objects.using(using).filter(name=entry.name).update(enabled=False)
             done.append((entry.name, "off"))
             continue
-        crontab, _ = CrontabSchedule.objects.using(using).get_or_create(**fields, timezone="UTC")
-        task = PeriodicTask.objects.using(using).filter(name=entry.name).first() or PeriodicTask(name=entry.name)
-        task.task = entry.task
-        task.crontab = crontab
-        task.interval = task.solar = task.clocked = None
-        task.queue = entry.queue
-        task.description = entry.description
-        task.enabled = True
-        task.save(using=using)
+        periodic_task_write(
+            name=entry.name, task=entry.task, cron=fields, queue=entry.queue, description=entry.description, using=using
+        )
         done.append((entry.name, " ".join(line.split())))
     PeriodicTasks.update_changed(using=using)
     return done

@@ -7,7 +7,6 @@ that start them, one service each.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -28,6 +27,7 @@ from django.utils import timezone
 from accounts.services import SYSTEM, Actor, audit_record
 from churn_infra.heartbeat import Heartbeat
 from churn_infra.metrics import INGESTION_RUNS
+from churn_infra.schedules import parse_cron, periodic_task_write
 from customers.ingestion import anomalies
 from customers.ingestion.mapping import MappingError
 from customers.ingestion.pipeline import ClaimLost, Pipeline, TooManyRejected, run_outcome
@@ -446,31 +446,20 @@ def _schedule_name(source: DataSource) -> str:
 
 def data_source_sync_schedule(*, source: DataSource) -> None:
     """One django-celery-beat PeriodicTask per scheduled source, enabled while the source is."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+    from django_celery_beat.models import PeriodicTask
 
     name = _schedule_name(source)
-    if not source.schedule.strip() or source.kind == SourceKind.STREAM:
+    cron = parse_cron(source.schedule) if source.kind != SourceKind.STREAM else None
+    if cron is None:
         PeriodicTask.objects.filter(name=name).delete()
         return
-    minute, hour, day_of_month, month_of_year, day_of_week = source.schedule.split()
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone="UTC",
-    )
-    PeriodicTask.objects.update_or_create(
+    periodic_task_write(
         name=name,
-        defaults={
-            "task": SCHEDULE_TASK,
-            "crontab": crontab,
-            "interval": None,
-            "args": json.dumps([source.pk]),
-            "enabled": source.enabled,
-            "description": f"Pull {source.name} ({source.get_kind_display()})",
-        },
+        task=SCHEDULE_TASK,
+        cron=cron,
+        args=[source.pk],
+        enabled=source.enabled,
+        description=f"Pull {source.name} ({source.get_kind_display()})",
     )
 
 

@@ -50,6 +50,20 @@ def test_a_bad_cron_line_is_refused_with_the_setting_named(line):
         parse_cron(line, setting="BATCH_SCORING_CRON")
 
 
+@pytest.mark.parametrize("line", ["0 2 * *", "61 2 * * *", "a b c d e", "0 2 * * 1-9"])
+def test_a_data_source_refuses_the_cron_lines_a_schedule_setting_refuses(line):
+    """One cron validator (churn_infra.schedules) for the schedule settings and the data sources."""
+    from customers.ingestion.sources import configuration_errors
+    from customers.models import DataSource, SourceKind
+
+    with pytest.raises(ImproperlyConfigured):
+        parse_cron(line, setting="BATCH_SCORING_CRON")
+    source = DataSource(kind=SourceKind.HTTP, name="crm", url="http://127.0.0.1:9/customers", schedule=line)
+    assert configuration_errors(source)["schedule"] == [
+        'Must be a cron expression: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".'
+    ]
+
+
 def test_a_bad_schedule_setting_stops_setup(settings):
     settings.RETRAIN_CRON = "every month"
     with pytest.raises(ImproperlyConfigured, match="RETRAIN_CRON"):

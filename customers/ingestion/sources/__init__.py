@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from churn_infra.schedules import CRON_HELP, parse_cron
 from customers.ingestion.egress import EgressRefused, checked_address
 from customers.ingestion.readers.chunks import Reader
 from customers.models import DataSource, SourceKind
@@ -96,8 +97,6 @@ def decode_cursor(value: Any) -> Any:
 
 def configuration_errors(source: DataSource) -> dict[str, list[str]]:
     """What is wrong with a source's settings, by field (empty when it can be run)."""
-    from celery.schedules import crontab
-
     from customers.ingestion.mapping import MappingError, validate_mapping
 
     errors: dict[str, list[str]] = {}
@@ -141,16 +140,10 @@ def configuration_errors(source: DataSource) -> dict[str, list[str]]:
     except MappingError as exc:
         errors.setdefault("column_mapping", []).append(str(exc))
     if source.schedule.strip() and source.kind != SourceKind.STREAM:
-        parts = source.schedule.split()
         try:
-            if len(parts) != 5:
-                raise ValueError("five fields")
-            minute, hour, day_of_month, month_of_year, day_of_week = parts
-            crontab(minute, hour, day_of_week, day_of_month, month_of_year)
-        except (ValueError, TypeError):
-            errors.setdefault("schedule", []).append(
-                'Must be a cron expression: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".'
-            )
+            parse_cron(source.schedule)
+        except ValueError:
+            errors.setdefault("schedule", []).append(f"Must be {CRON_HELP}.")
     if source.timeout_seconds is not None and source.timeout_seconds > MAX_TIMEOUT_SECONDS:
         errors.setdefault("timeout_seconds", []).append(
             f"At most {MAX_TIMEOUT_SECONDS} seconds (connect and read together)."
