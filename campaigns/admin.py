@@ -18,8 +18,9 @@ from campaigns.models import CampaignStatus, CampaignTarget, RetentionCampaign, 
 from campaigns.services.common import CampaignError, NotVisible
 from campaigns.services.follow_ups import campaign_targets_assign
 from campaigns.services.lifecycle import campaign_close, campaign_enrol
-from campaigns.services.spec import FILTER_LIST_FIELDS, FILTER_NUMBER_FIELDS, clean_playbook, clean_target_filters
+from campaigns.services.spec import clean_playbook, clean_target_filters
 from churn_infra.form_fields import MappingField
+from customers.filters import BOUND_FILTERS, LIST_FILTERS, canonical_filter_name
 
 
 def _own(request: HttpRequest, qs: QuerySet[Any], path: str) -> QuerySet[Any]:
@@ -31,9 +32,9 @@ def _own(request: HttpRequest, qs: QuerySet[Any], path: str) -> QuerySet[Any]:
 
 def _typed_filter(name: str, text: str) -> Any:
     """One targeting filter's value from the words an operator typed."""
-    if name in FILTER_LIST_FIELDS:
+    if canonical_filter_name(name) in LIST_FILTERS:
         return [part.strip() for part in text.split(",") if part.strip()]
-    if name in FILTER_NUMBER_FIELDS:
+    if canonical_filter_name(name) in BOUND_FILTERS:
         try:
             return float(text) if "." in text else int(text)
         except ValueError:

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from django.db.models import Q
 
 from campaigns.models import (
     RetentionCampaign,
 )
+from customers.filters import customer_filter_q
 from customers.models import Customer
 from predictions.models import Prediction
-
-
-def _customer_filter(filters: dict[str, Any]) -> Q:
-    q = Q()
-    for name in ("contract_type", "internet_service", "payment_method"):
-        if filters.get(name):
-            q &= Q(**{f"{name}__in": filters[name]})
-    if filters.get("senior_citizen") is not None:
-        q &= Q(senior_citizen=filters["senior_citizen"])
-    bounds = {
-        "min_tenure_months": "tenure_months__gte",
-        "max_tenure_months": "tenure_months__lte",
-        "min_monthly_charges": "monthly_charges__gte",
-        "max_monthly_charges": "monthly_charges__lte",
-    }
-    for name, lookup in bounds.items():
-        if filters.get(name) is not None:
-            q &= Q(**{lookup: filters[name]})
-    return q
 
 
 @dataclass(frozen=True)
@@ -59,7 +38,7 @@ def campaign_candidates(*, campaign: RetentionCampaign) -> list[Candidate]:
     }
     if not matched:
         return []
-    customers = Customer.objects.filter(_customer_filter(campaign.target_filters)).filter(
+    customers = Customer.objects.filter(customer_filter_q(campaign.target_filters)).filter(
         customer_id__in=predictions.values("customer_id")
     )
     out = [

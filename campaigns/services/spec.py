@@ -18,54 +18,26 @@ from campaigns.selectors.access import assignable_users
 from campaigns.services.common import (
     CampaignError,
 )
-from churn_ml.schema import ENUM_FIELDS
+from customers.filters import clean_customer_filters
 from predictions.models import RiskLevel
 from predictions.tier_actions import TierAction, tier_actions
 
-FILTER_LIST_FIELDS = ("contract_type", "internet_service", "payment_method")
-FILTER_NUMBER_FIELDS = ("min_tenure_months", "max_tenure_months", "min_monthly_charges", "max_monthly_charges")
-
 
 def clean_target_filters(value: Any) -> dict[str, Any]:
-    """Validate the optional customer filters of a target rule; enumerations in canonical spelling."""
+    """Validate the optional customer filters of a target rule (customers.filters), plus risk_increased."""
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
         raise CampaignError({"target_filters": ["Expected an object of filters."]})
-    errors: list[str] = []
-    out: dict[str, Any] = {}
-    for name, raw in value.items():
-        if name in FILTER_LIST_FIELDS:
-            items = raw if isinstance(raw, list) else [raw]
-            canonical = {v.lower(): v for v in ENUM_FIELDS[name]}
-            picked = []
-            for item in items:
-                match = canonical.get(str(item).strip().lower())
-                if match is None:
-                    errors.append(f"{name}: {item!r} is not one of {', '.join(ENUM_FIELDS[name])}.")
-                elif match not in picked:
-                    picked.append(match)
-            if picked:
-                out[name] = picked
-        elif name in FILTER_NUMBER_FIELDS:
-            if raw is None:
-                continue
-            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-                errors.append(f"{name}: expected a number of at least 0.")
-            else:
-                out[name] = raw
-        elif name in ("senior_citizen", "risk_increased"):
-            if raw is None or (name == "risk_increased" and raw is False):
-                continue
+    out, rest, errors = clean_customer_filters(value)
+    for name, raw in rest.items():
+        if name != "risk_increased":
+            errors.append(f"{name}: unknown filter.")
+        elif raw is not None and raw is not False:
             if not isinstance(raw, bool):
                 errors.append(f"{name}: expected true or false.")
             else:
                 out[name] = raw
-        else:
-            errors.append(f"{name}: unknown filter.")
-    for low, high in (("min_tenure_months", "max_tenure_months"), ("min_monthly_charges", "max_monthly_charges")):
-        if low in out and high in out and out[low] > out[high]:
-            errors.append(f"{low} is above {high}.")
     if errors:
         raise CampaignError({"target_filters": errors})
     return out

@@ -3,14 +3,33 @@ from __future__ import annotations
 import django_filters
 
 from churn_infra.datetimes import IsoDateTimeFilter
+from customers.filters import BOUND_FILTERS, DEPRECATED_FILTERS
 from customers.models import Customer
 
 
+def _bound(name: str) -> django_filters.NumberFilter:
+    field, lookup = BOUND_FILTERS[name]
+    return django_filters.NumberFilter(field_name=field, lookup_expr=lookup)
+
+
+def _deprecated(name: str) -> django_filters.NumberFilter:
+    field, lookup = BOUND_FILTERS[DEPRECATED_FILTERS[name]]
+    return django_filters.NumberFilter(
+        field_name=field, lookup_expr=lookup, label=f"Deprecated: use {DEPRECATED_FILTERS[name]}."
+    )
+
+
 class CustomerFilter(django_filters.FilterSet):
+    """The customer filter vocabulary (customers.filters) for GET customers/ and batch jobs' ``filter``."""
+
     customer_id_prefix = django_filters.CharFilter(field_name="customer_id", lookup_expr="startswith")
     updated_since = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    min_tenure = django_filters.NumberFilter(field_name="tenure_months", lookup_expr="gte")
-    max_tenure = django_filters.NumberFilter(field_name="tenure_months", lookup_expr="lte")
+    min_tenure_months = _bound("min_tenure_months")
+    max_tenure_months = _bound("max_tenure_months")
+    min_monthly_charges = _bound("min_monthly_charges")
+    max_monthly_charges = _bound("max_monthly_charges")
+    min_tenure = _deprecated("min_tenure")
+    max_tenure = _deprecated("max_tenure")
     has_warnings = django_filters.BooleanFilter(method="filter_has_warnings")
 
     class Meta:

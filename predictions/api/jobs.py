@@ -158,7 +158,9 @@ class BatchJobViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMod
         responses={202: BatchJobSerializer},
         examples=[OpenApiExample("all", value={"scope": "all"}),
                   OpenApiExample("ids", value={"customer_ids": ["7590-VHVEG", "5575-GNVDE"]}),
-                  OpenApiExample("filter", value={"filter": {"contract_type": "Month-to-month", "max_tenure": 6}})],
+                  OpenApiExample(
+                      "filter", value={"filter": {"contract_type": "Month-to-month", "max_tenure_months": 6}}
+                  )],
     )
     def create(self, request: Request) -> Response:
         if request.content_type.startswith("multipart/"):
