@@ -1,7 +1,7 @@
 """The one cron validator and the one beat-schedule writer.
 
 Beat (django-celery-beat's DatabaseScheduler) reads its schedules from the database. The
-platform's own schedules (predictions.schedules, from settings) and each scheduled data source
+platform's own schedules (churn_platform.schedules, from settings) and each scheduled data source
 (customers.ingestion) are written here: a five-field cron line in UTC, one PeriodicTask by name.
 """
 

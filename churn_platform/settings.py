@@ -94,7 +94,7 @@ INSTALLED_APPS = [
     "modelregistry",
     "predictions",
     "campaigns",
-    # The wiring: management commands that drive several apps (bootstrap_demo).
+    # The wiring: management commands that drive several apps (bootstrap_demo), the beat schedules.
     "churn_platform",
 ]
 
@@ -285,6 +285,11 @@ INGESTION_WATCHDOG_CRON = env.str("INGESTION_WATCHDOG_CRON", default="* * * * *"
 WORKER_WATCHDOG_SECONDS = env.int("WORKER_WATCHDOG_SECONDS", default=60)
 RETRAIN_CRON = env.str("RETRAIN_CRON", default="0 3 1 * *")
 RETRAIN_EVALUATION_CRON = env.str("RETRAIN_EVALUATION_CRON", default="30 */6 * * *")
+# Campaigns: close the ended ones after the date turns, refresh the dashboard charts as often as
+# it promises (campaigns.selectors.POPULATION_FRESH_SECONDS), the digests before a working day.
+CAMPAIGN_CLOSE_CRON = env.str("CAMPAIGN_CLOSE_CRON", default="15 0 * * *")
+POPULATION_STATS_CRON = env.str("POPULATION_STATS_CRON", default="*/5 * * * *")
+DIGEST_CRON = env.str("DIGEST_CRON", default="30 6 * * *")
 # Retraining triggers: PSI of recent inputs per feature, live accuracy, mean confidence.
 RETRAIN_ACCURACY_THRESHOLD = env.float("RETRAIN_ACCURACY_THRESHOLD", default=0.80)
 RETRAIN_CONFIDENCE_THRESHOLD = env.float("RETRAIN_CONFIDENCE_THRESHOLD", default=0.70)
@@ -685,7 +690,7 @@ DATABASE_REPLICA_PATHS = env.list(
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
                   "churn_infra.replica.ReplicaReadsMiddleware")
 
-# Retention, enforced by beat (predictions.schedules): rows older than this many days are
+# Retention, enforced by beat (churn_platform.schedules): rows older than this many days are
 # deleted; 0 keeps them forever. Predictions feed live accuracy and drift over RETRAIN_WINDOW_DAYS,
 # so keep them longer than that window.
 PREDICTION_RETENTION_DAYS = env.int("PREDICTION_RETENTION_DAYS", default=730)

@@ -1,17 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
-
-
-def _setup_schedules(sender: AppConfig, using: str = "default", **kwargs: object) -> None:
-    # After every migrate (deploys, `make run`, the test database), so the beat schedules always
-    # match the settings without a separate step anyone could forget.
-    from django.db import connections
-
-    if "django_celery_beat_periodictask" not in connections[using].introspection.table_names():
-        return  # a partial migrate that has not reached django-celery-beat yet
-    from predictions.schedules import schedules_setup
-
-    schedules_setup(using=using)
 
 
 class PredictionsConfig(AppConfig):
@@ -19,7 +6,6 @@ class PredictionsConfig(AppConfig):
     verbose_name = "Predictions"
 
     def ready(self) -> None:
-        post_migrate.connect(_setup_schedules, sender=self, dispatch_uid="predictions.setup_schedules")
         from customers.erasure_signals import customer_erased
         from predictions.erasure import erase_prediction_inputs
 

@@ -10,8 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+from churn_platform.schedules import SCHEDULES, parse_cron, schedules_setup
 from predictions.models import BatchJob, BatchJobOrigin, BatchJobStatus, Prediction
-from predictions.schedules import SCHEDULES, parse_cron, schedules_setup
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,19 @@ def test_migrate_registered_the_beat_schedules_from_the_settings():
     assert (monthly.crontab.minute, monthly.crontab.hour, monthly.crontab.day_of_month) == ("0", "3", "1")
     assert tasks["modelregistry: retraining triggers"].task == "modelregistry.tasks.evaluate_retraining_triggers"
     assert tasks["predictions: batch job watchdog"].task == "predictions.tasks.batch_jobs_watchdog"
+
+
+def test_the_campaign_schedules_of_the_early_migrations_are_ruled_by_settings_too(settings):
+    """Campaigns' migrations 0002, 0003 and 0008 created these; setup_schedules (after migrate) now owns them."""
+    charts = PeriodicTask.objects.select_related("crontab").get(name="campaigns: refresh dashboard population charts")
+    assert (charts.interval, charts.crontab.minute, charts.queue) == (None, "*/5", "interactive")
+    settings.DIGEST_CRON = "0 7 * * 1-5"
+    settings.CAMPAIGN_CLOSE_CRON = "off"
+    call_command("setup_schedules", stdout=StringIO())
+    digest = PeriodicTask.objects.select_related("crontab").get(name="campaigns: daily digest e-mails")
+    assert digest.task == "campaigns.tasks.send_daily_digests"
+    assert (digest.crontab.hour, digest.crontab.day_of_week) == ("7", "1-5")
+    assert PeriodicTask.objects.get(name="campaigns: close ended campaigns").enabled is False
 
 
 def test_setup_schedules_follows_changed_settings_and_is_idempotent(settings):

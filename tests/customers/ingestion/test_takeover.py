@@ -55,7 +55,7 @@ def test_a_retry_of_a_run_silent_for_a_minute_is_accepted_at_once(
 
 
 def test_takeover_within_two_minutes_by_default(settings):
-    from predictions.schedules import schedules_setup
+    from churn_platform.schedules import schedules_setup
 
     assert settings.INGESTION_STALE_SECONDS <= 60
     assert 10 <= settings.INGESTION_HEARTBEAT_SECONDS <= 15

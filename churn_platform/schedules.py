@@ -1,5 +1,7 @@
 """The platform's own beat schedules, written to django-celery-beat from settings.
 
+The wiring holds the table because it names every app's tasks.
+
 Settings (environment) are the source of truth: ``manage.py setup_schedules`` (also run after
 every ``migrate``) creates or updates one PeriodicTask per entry below, with the crontab of its
 setting, and disables the ones set to "off". Beat (DatabaseScheduler) picks changes up by itself.
@@ -47,6 +49,14 @@ SCHEDULES = (
 
     Schedule("predictions: live performance", "predictions.tasks.refresh_live_performance", "LIVE_PERFORMANCE_CRON",
              "batch", "Recomputes each version's realized and CBPE-estimated figures (outcomes also trigger it)."),
+    # The next three were created by campaigns' migrations 0002, 0003 and 0008; the settings now rule them.
+    Schedule("campaigns: close ended campaigns", "campaigns.tasks.close_ended_campaigns", "CAMPAIGN_CLOSE_CRON",
+             "interactive", "Closes the campaigns whose end date has passed."),
+    Schedule("campaigns: refresh dashboard population charts", "campaigns.tasks.refresh_population_stats",
+             "POPULATION_STATS_CRON", "interactive",
+             "Recomputes the staff dashboard's risk-level and new-high-risk charts."),
+    Schedule("campaigns: daily digest e-mails", "campaigns.tasks.send_daily_digests", "DIGEST_CRON", "interactive",
+             "Sends each staff member who wants one the digest of their follow-up work."),
 )
 
 def parse_cron(line: str, *, setting: str = "") -> dict[str, str] | None:
