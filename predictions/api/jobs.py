@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from accounts.context import actor_for_request
 from churn_infra.api import JsonErrorsMixin, require_declared_length
-from predictions.batch_jobs.common import MAX_REJECTED_SAMPLE, BatchJobInputError
+from predictions.batch_jobs.common import MAX_REJECTED_SAMPLE
 from predictions.batch_jobs.create import batch_job_create
 from predictions.batch_jobs.results import results_csv_rows
 from predictions.models import BatchJob, BatchJobOrigin, BatchJobScope
@@ -172,8 +172,6 @@ class BatchJobViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMod
                 scope, arguments = _scope_of(request.data if upload is None else {}, upload is not None)
                 job = batch_job_create(scope=scope, upload=upload, actor=actor, origin=BatchJobOrigin.API,
                                        **arguments)
-        except BatchJobInputError as exc:
-            raise ValidationError(exc.errors) from None
         except JobQuotaExceeded as exc:
             raise QuotaExceeded(exc.detail, wait=exc.retry_after) from None
         job = self.get_queryset().get(pk=job.pk)

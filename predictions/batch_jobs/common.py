@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from churn_infra.errors import InputError
 from predictions.models import BatchChunkStatus
 
 OPEN_CHUNK_STATUSES = (BatchChunkStatus.PENDING, BatchChunkStatus.RUNNING)
@@ -10,12 +11,8 @@ OPEN_CHUNK_STATUSES = (BatchChunkStatus.PENDING, BatchChunkStatus.RUNNING)
 MAX_REJECTED_SAMPLE = 100
 
 
-class BatchJobInputError(Exception):
+class BatchJobInputError(InputError):
     """The job cannot be created as asked; ``errors`` maps fields to messages."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 class BatchJobStateError(Exception):

@@ -72,8 +72,13 @@ def test_errors_carry_the_request_id(key_client):
 
 @pytest.mark.parametrize(
     "error_class",
-    ["predictions.services.ScoringInputError", "predictions.tier_actions.TierActionError",
-     "campaigns.services.common.CampaignError", "accounts.services.StaffMemberError"],
+    [
+        "predictions.services.ScoringInputError",
+        "predictions.batch_jobs.common.BatchJobInputError",
+        "predictions.tier_actions.TierActionError",
+        "campaigns.services.common.CampaignError",
+        "accounts.services.StaffMemberError",
+    ],
 )
 def test_a_service_input_error_is_a_400_naming_the_field(error_class):
     """One InputError (churn_infra.errors), answered in one place: the API exception handler."""
