@@ -120,7 +120,4 @@ class JSONTextField(models.JSONField):
     """
 
     def db_type(self, connection: Any) -> str:
-        return "text"
-
-    def cast_db_type(self, connection: Any) -> str:
-        return "text"
+        return "text"  # Field.cast_db_type follows it
