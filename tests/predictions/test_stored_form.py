@@ -21,8 +21,10 @@ URL = "/api/v1/predictions/"
 
 
 def stored_text(prediction_id: str, column: str) -> str:
+    """The column's value as the database holds it (by primary key: SQLite stores UUIDs without dashes)."""
+    pk = Prediction.objects.get(prediction_id=prediction_id).pk
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM predictions_prediction WHERE prediction_id = %s", [prediction_id])
+        cursor.execute(f"SELECT {column} FROM predictions_prediction WHERE id = %s", [pk])
         return cursor.fetchone()[0]
 
 
