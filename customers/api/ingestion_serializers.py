@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from customers.ingestion.sources import configuration_errors
@@ -77,9 +77,18 @@ class QuarantinedRowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field({"type": "string", "maxLength": 2000, "description": "An http(s) URL, or empty."})
-class OptionalUrlField(serializers.URLField):
+def _url(value: str) -> None:
+    # A plain function, not the URLValidator instance URLField carries: drf-spectacular turns that
+    # instance into format "uri", which "" (every non-HTTP source's value) does not satisfy.
+    URLValidator()(value)
+
+
+class OptionalUrlField(serializers.CharField):
     """A URL that may be empty (sources other than HTTP have none): not format "uri" in the schema."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(_url)
 
 
 class DataSourceSerializer(serializers.ModelSerializer):
