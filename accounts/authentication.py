@@ -19,6 +19,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from accounts.models import ApiKey
 from accounts.services import Actor, api_key_cache_key, api_key_touch, secret_matches, split_key
+from churn_infra import cache_riders
 from churn_infra.client_address import address_in, client_address
 from churn_infra.metrics import API_KEY_FAILURE_THROTTLED
 from churn_infra.outages import cache_call
@@ -108,15 +109,20 @@ def _key_failure_counter(ip: str | None, window: int) -> str:
 
 
 def _refuse_if_address_blocked(ip: str | None) -> None:
-    """429 while this minute's failed keys from the address are past API_KEY_MAX_FAILURES_PER_MINUTE."""
-    now = time.time()
-    window = int(now // WINDOW_SECONDS)
+    """429 while this minute's failed keys from the address are past API_KEY_MAX_FAILURES_PER_MINUTE
+    (a separate read, for a malformed key; a well-formed one reads the count on its one round trip)."""
     try:
-        failures = cache.get(_key_failure_counter(ip, window), 0)
+        failures = cache.get(_key_failure_counter(ip, int(time.time() // WINDOW_SECONDS)), 0)
     except Exception:  # no cache: keys are still verified, failures are not counted
         logger.warning("Cache unavailable for counting failed API keys", exc_info=True)
         return
-    if failures >= settings.API_KEY_MAX_FAILURES_PER_MINUTE:
+    _refuse_past_failure_limit(failures)
+
+
+def _refuse_past_failure_limit(failures: int | None) -> None:
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    if (failures or 0) >= settings.API_KEY_MAX_FAILURES_PER_MINUTE:
         API_KEY_FAILURE_THROTTLED.inc()
         raise exceptions.Throttled(
             wait=(window + 1) * WINDOW_SECONDS - now, detail="Too many failed API keys from your address."
@@ -140,26 +146,36 @@ class ApiKeyAuthentication(BaseAuthentication):
         if raw is None:
             return None
         ip = client_ip(request)
-        _refuse_if_address_blocked(ip)
         try:
-            return self._verify(request, raw)
+            return self._verify(request, raw, ip)
         except exceptions.AuthenticationFailed:
             _count_key_failure(ip)
             raise
 
-    def _verify(self, request: Any, raw: str) -> tuple[ApiKeyCaller, Actor]:
+    def _verify(self, request: Any, raw: str, ip: str | None) -> tuple[ApiKeyCaller, Actor]:
         parts = split_key(raw)
         window = count = None
         record = None
-        if parts is not None:
+        if parts is None:
+            _refuse_if_address_blocked(ip)
+        else:
+            # One Redis round trip per request: the key's cached record, its rate-limit counter, the
+            # address's failed keys this minute and whatever rides along (the model stamp, about
+            # once a second). Each separate call cost ~0.15 ms of a ~3 ms request.
             window = int(time.time() // WINDOW_SECONDS)
+            riders = cache_riders.due()
             try:
-                cached, count = cache.get_and_count(
-                    api_key_cache_key(parts[0]), rate_counter_key(f"kp{parts[0]}", window), WINDOW_SECONDS * 2
+                cached, count, extras = cache.get_and_count(
+                    api_key_cache_key(parts[0]), rate_counter_key(f"kp{parts[0]}", window), WINDOW_SECONDS * 2,
+                    (_key_failure_counter(ip, window), *(key for _, key in riders)),
                 )
             except Exception as exc:  # the database still answers; the throttle counts again
                 logger.debug("Cache unavailable for API key lookup: %s", exc)
-                cached, count = None, None
+                cached, count, extras = None, None, None
+            if extras is not None:
+                for (rider, _), value in zip(riders, extras[1:], strict=True):
+                    rider.deliver(value)
+                _refuse_past_failure_limit(extras[0])
             record = _key_record(parts[0], cached)
         if parts is None or record is None or not secret_matches(record["salt"], record["hash"], parts[1]):
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
@@ -167,7 +183,6 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API key has been revoked.", code="api_key_revoked")
         if record["expires_at"] is not None and record["expires_at"] <= time.time():
             raise exceptions.AuthenticationFailed("This API key has expired.", code="api_key_expired")
-        ip = client_ip(request)
         if not _ip_allowed(ip, record["ip_allowlist"]):
             raise exceptions.PermissionDenied(f"This API key may not be used from {ip}.", code="ip_not_allowed")
         now = time.monotonic()

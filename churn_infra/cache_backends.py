@@ -66,19 +66,23 @@ class RedisCache(DjangoRedisCache):
             "incr", self._cache.incr_with_expiry, self.make_and_validate_key(key), timeout
         )
 
-    def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
-        """Read ``key`` and count ``counter_key`` up in one round trip (API key + rate limit)."""
-        counted: list[int] = []
+    def get_and_count(
+        self, key: str, counter_key: str, timeout: int, also: tuple[str, ...] = ()
+    ) -> tuple[Any, int, list[Any]]:
+        """Read ``key``, count ``counter_key`` up and read each of ``also``, in one round trip
+        (API key, rate limit, failed keys of the address, cache riders)."""
+        counted: list[tuple[int, list[Any]]] = []
 
         def get(k: Any, default: Any, version: Any = None) -> Any:
-            value, count = self._cache.get_and_count(
-                self.make_and_validate_key(k), self.make_and_validate_key(counter_key), timeout
+            value, count, extras = self._cache.get_and_count(
+                self.make_and_validate_key(k), self.make_and_validate_key(counter_key), timeout,
+                tuple(self.make_and_validate_key(extra) for extra in also),
             )
-            counted.append(count)
+            counted.append((count, extras))
             return default if value is None else value
 
         value = self.breaker.call("get", _counted_get, "redis", get, key, None, None)
-        return value, counted[0]
+        return value, *counted[0]
 
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
         return self.breaker.call("get", _counted_get, "redis", super().get, key, default, version)
@@ -100,8 +104,11 @@ for _name in _GUARDED:
 
 
 class LocMemCache(DjangoLocMemCache):
-    def get_and_count(self, key: str, counter_key: str, timeout: int) -> tuple[Any, int]:
-        return self.get(key), self.incr_with_expiry(counter_key, timeout)  # get() counts the read
+    def get_and_count(
+        self, key: str, counter_key: str, timeout: int, also: tuple[str, ...] = ()
+    ) -> tuple[Any, int, list[Any]]:
+        # get() counts the reads
+        return self.get(key), self.incr_with_expiry(counter_key, timeout), [self.get(extra) for extra in also]
 
     def incr_with_expiry(self, key: str, timeout: int) -> int:
         if self.add(key, 1, timeout):

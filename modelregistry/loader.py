@@ -1,7 +1,8 @@
 """The active model, kept in memory by each process and swapped when another version is promoted.
 
 Every request asks ``active_model()``. At most once a second per process it compares a version
-stamp kept in the shared cache (one cache read) with the model it holds, so a promotion or roll
+stamp kept in the shared cache with the model it holds (read on the request's API-key round
+trip when there is one, see churn_infra.cache_riders; one cache read otherwise), so a promotion or roll
 back reaches every web and worker process within about a second, with no restart. A corrupt or
 tampered artifact is refused and the model already loaded keeps serving.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from django.core.cache import cache
 
+from churn_infra import cache_riders
 from churn_infra.outages import ServiceUnavailable
 from modelregistry.models import ModelVersion
 
@@ -107,7 +109,29 @@ def forget_local() -> None:
     _checked_at = -1e9
 
 
+# The stamp a request's API-key round trip read for this process (churn_infra.cache_riders), and
+# when: used by the next check if it is that fresh, instead of a cache call of its own.
+_ridden: tuple[Any, float] | None = None
+RIDDEN_FRESH_SECONDS = 0.5
+
+
+def _stamp_due() -> str | None:
+    return STAMP_KEY if time.monotonic() - _checked_at >= CHECK_INTERVAL_SECONDS else None
+
+
+def _stamp_delivered(value: Any) -> None:
+    global _ridden
+    _ridden = (value, time.monotonic())
+
+
+cache_riders.register(cache_riders.Rider(key=_stamp_due, deliver=_stamp_delivered))
+
+
 def _current_stamp() -> str:
+    global _ridden
+    ridden, _ridden = _ridden, None
+    if ridden is not None and ridden[0] is not None and time.monotonic() - ridden[1] < RIDDEN_FRESH_SECONDS:
+        return ridden[0]
     try:
         stamp = cache.get(STAMP_KEY)
     except Exception:
