@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import ALL_SCOPES, DEFAULT_KEY_SCOPES, ApiKey, AuditLogEntry, AuditOutcome, Department, Membership
@@ -275,16 +276,60 @@ def audit_record(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
-    return AuditLogEntry.objects.create(
-        actor_user_id=actor.user_id,
-        actor_api_key_id=actor.api_key_id,
-        actor_label=actor.label[:200],
-        department_id=department_id if department_id is not None else actor.department_id,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id)[:100],
-        ip_address=actor.ip,
-        request_id=(actor.request_id or "")[:64],
-        outcome=outcome,
-        details=details or {},
-    )
+    values = _audit_values(actor=actor, action=action, object_type=object_type, object_id=object_id, outcome=outcome,
+                           details=details, department_id=department_id)  # fmt: skip
+    return AuditLogEntry.objects.create(**values)
+
+
+def _audit_values(
+    *, actor: Actor, action: str, object_type: str, object_id: str | int, outcome: str,
+    details: dict[str, Any] | None, department_id: int | None,
+) -> dict[str, Any]:
+    """An entry's column values: the one place both writers below take them from."""
+    return {
+        "actor_user_id": actor.user_id,
+        "actor_api_key_id": actor.api_key_id,
+        "actor_label": actor.label[:200],
+        "department_id": department_id if department_id is not None else actor.department_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id)[:100],
+        "ip_address": actor.ip,
+        "request_id": (actor.request_id or "")[:64],
+        "outcome": outcome,
+        "details": details or {},
+    }
+
+
+def audit_insert_select(
+    *, source: str, actions: tuple[str, str, str], actor: Actor, object_type: str, object_id: str,
+    details: dict[str, Any] | None = None, department_id: int | None = None,
+) -> tuple[str, list[Any]]:
+    """SQL and parameters inserting one audit entry per row of ``source`` (a CTE of the caller's
+    statement with a boolean ``flag`` column): action ``actions[1]`` where the flag is true, else
+    ``actions[2]``; ``actions[0]`` is the flag's column name.
+
+    For a write that must cost one round trip (a scoring call storing its customer, PostgreSQL
+    only): the entry is written by the same statement as the change, hence in its transaction,
+    with the same values audit_record would give it.
+    """
+    flag, when_true, when_false = actions
+    values = _audit_values(actor=actor, action="", object_type=object_type, object_id=object_id,
+                           outcome=AuditOutcome.SUCCESS, details=details, department_id=department_id)  # fmt: skip
+    values["details"] = json.dumps(values["details"])
+    fields = {f.attname: f for f in AuditLogEntry._meta.concrete_fields}
+    quote = connection.ops.quote_name
+    columns, cells, params = [quote(fields["created_at"].column)], ["%s"], [timezone.now()]
+    for name, value in values.items():
+        columns.append(quote(fields[name].column))
+        if name == "action":
+            cells.append(f"CASE WHEN {quote(flag)} THEN %s ELSE %s END")
+            params += [when_true, when_false]
+            continue
+        cast = {"details": "::jsonb", "ip_address": "::inet"}.get(name, "")
+        cells.append(f"%s{cast}")
+        params.append(value)
+    # Column names come from the model's metadata and the caller's CTE, quoted; values are parameters.
+    sql = (f"INSERT INTO {quote(AuditLogEntry._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+           f"SELECT {', '.join(cells)} FROM {quote(source)}")  # fmt: skip
+    return sql, params

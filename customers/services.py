@@ -20,7 +20,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.services import SYSTEM, Actor, audit_record
+from accounts.services import SYSTEM, Actor, audit_insert_select, audit_record
 from churn_ml.record import RecordCheck
 from churn_ml.schema import FIELD_ORDER, ValidationResult
 from customers.models import Customer, Outcome
@@ -161,7 +161,7 @@ _SCORED_UPSERT_SQL = (
     "VALUES (%s, {values}, %s, %s, %s) "
     "ON CONFLICT (customer_id) DO UPDATE SET {updates}, source = EXCLUDED.source, updated_at = EXCLUDED.updated_at "
     "WHERE ({current}) IS DISTINCT FROM ({incoming}) "
-    "RETURNING (xmax = 0)"
+    "RETURNING (xmax = 0) AS created"
 )
 
 
@@ -180,21 +180,14 @@ def _scored_upsert_sql() -> str:
     )
 
 
-def customer_upsert_scored(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -> str:
-    """Store the customer of a record sent for scoring; returns "created", "updated" or "unchanged".
+def customer_upsert_scored_cte(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -> tuple[str, list[Any]]:
+    """``WITH upserted AS (...), audited AS (...)`` and its parameters (PostgreSQL): the customer
+    of a scoring call and its audit entry, for the caller to finish with its own statement
+    (the prediction's INSERT) so that all three cost one round trip and one transaction.
 
-    The same checks and quality report as customer_upsert; an unchanged record writes nothing and
-    no audit entry (its prediction records the call). Runs in the caller's transaction.
+    ``upserted`` has one row, ``created``, when the customer was created or changed, and none when
+    the record is unchanged (then no audit entry either).
     """
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            record = dict(check.record)
-            customer_id = record.pop("customer_id")
-            existing = Customer.objects.filter(customer_id=customer_id).values(*FIELD_ORDER, "quality_warnings").first()
-            if existing is not None and _same(existing, record) and existing["quality_warnings"] == check.warnings:
-                return "unchanged"
-            _, created = customer_upsert(check=check, source=source, actor=actor)
-        return "created" if created else "updated"
     record = check.record
     now = timezone.now()
     params = [
@@ -206,21 +199,37 @@ def customer_upsert_scored(*, check: RecordCheck, source: str, actor: Actor = SY
         now,
         now,
     ]
+    audit_sql, audit_params = audit_insert_select(
+        source="upserted", actions=("created", "customer.create", "customer.update"), actor=actor,
+        object_type=Customer._meta.label_lower, object_id=record["customer_id"], department_id=actor.department_id,
+        details={"source": source, "department": actor.department_name or None},
+    )  # fmt: skip
+    return f"WITH upserted AS ({_scored_upsert_sql()}), audited AS ({audit_sql}) ", [*params, *audit_params]
+
+
+def customer_upsert_scored(*, check: RecordCheck, source: str, actor: Actor = SYSTEM) -> str:
+    """Store the customer of a record sent for scoring; returns "created", "updated" or "unchanged".
+
+    The same checks and quality report as customer_upsert; an unchanged record writes nothing and
+    no audit entry (its prediction records the call). Runs in the caller's transaction. On
+    PostgreSQL a scoring call uses customer_upsert_scored_cte instead, in its prediction's statement.
+    """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            record = dict(check.record)
+            customer_id = record.pop("customer_id")
+            existing = Customer.objects.filter(customer_id=customer_id).values(*FIELD_ORDER, "quality_warnings").first()
+            if existing is not None and _same(existing, record) and existing["quality_warnings"] == check.warnings:
+                return "unchanged"
+            _, created = customer_upsert(check=check, source=source, actor=actor)
+        return "created" if created else "updated"
+    sql, params = customer_upsert_scored_cte(check=check, source=source, actor=actor)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(_scored_upsert_sql(), params)
+        cursor.execute(sql + "SELECT created FROM upserted", params)  # noqa: S608 (built from model metadata)
         row = cursor.fetchone()
-        if row is None:
-            return "unchanged"
-        created = bool(row[0])
-        audit_record(
-            actor=actor,
-            action="customer.create" if created else "customer.update",
-            object_type=Customer._meta.label_lower,
-            object_id=record["customer_id"],
-            department_id=actor.department_id,
-            details={"source": source, "department": actor.department_name or None},
-        )
-    return "created" if created else "updated"
+    if row is None:
+        return "unchanged"
+    return "created" if row[0] else "updated"
 
 
 def customers_bulk_upsert(
