@@ -61,6 +61,9 @@ def _allow_replication(cursor) -> None:
     cursor.execute("SELECT pg_reload_conf()")
 
 
+SLOT_PREFIX = "churn_test_standby_"
+
+
 @pytest.fixture(scope="module")
 def standby(django_db_setup, django_db_blocker):
     """(port, pid) of a hot standby of the test server."""
@@ -79,13 +82,19 @@ def standby(django_db_setup, django_db_blocker):
                      "max_locks_per_transaction"):
             cursor.execute(f"SHOW {name}")
             inherited[name] = cursor.fetchone()[0]
+        # A slot keeps the primary's WAL until the standby has it: without one, other writers on
+        # a shared server (benchmarks) recycled a segment before the standby streamed it and it
+        # never caught up. Slots a crashed run left behind are dropped first: they pin WAL forever.
+        cursor.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                       "WHERE slot_name LIKE %s AND NOT active", [SLOT_PREFIX + "%"])  # fmt: skip
+    slot = f"{SLOT_PREFIX}{os.getpid()}"
     directory = Path(tempfile.mkdtemp(prefix="churn-replica-"))
     shutil.chown(directory, "postgres", "postgres")
     data = directory / "data"
     port = _free_port()
     backup = _as_postgres(_bin("pg_basebackup"), "-h", settings_dict.get("HOST") or "127.0.0.1",
                           "-p", str(settings_dict.get("PORT") or 5432), "-U", settings_dict.get("USER") or "postgres",
-                          "-D", str(data), "-R", "-X", "stream", "-c", "fast")
+                          "-D", str(data), "-R", "-X", "stream", "-c", "fast", "-C", "-S", slot)
     if backup.returncode != 0:
         shutil.rmtree(directory, ignore_errors=True)
         pytest.fail(f"pg_basebackup failed: {backup.stderr}")
@@ -117,6 +126,9 @@ def standby(django_db_setup, django_db_blocker):
                 break
             time.sleep(0.2)
         shutil.rmtree(directory, ignore_errors=True)
+        with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                           "WHERE slot_name = %s AND NOT active", [slot])  # fmt: skip
 
 
 @pytest.fixture
