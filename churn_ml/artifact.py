@@ -31,8 +31,8 @@ import numpy as np
 
 from churn_ml.drift import ReferenceStats
 from churn_ml.features import FEATURE_SPEC_VERSION
-from churn_ml.scoring.compiler import scorer_from_dict
-from churn_ml.training import TrainedModel
+from churn_ml.scoring.serialised import scorer_from_dict
+from churn_ml.trained import TrainedModel
 
 ARTIFACT_FORMAT: Final = "churn_ml.artifact/1"
 _FIXED_TIME: Final = (1980, 1, 1, 0, 0, 0)  # the zip epoch: no wall-clock time in the bytes

@@ -28,7 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import numpy as np
-from sklearn import metrics
+
+from churn_ml.deferred import deferred
+
+# scikit-learn's metrics, imported on the first report (see churn_ml.deferred): a web worker that
+# only scores never loads scikit-learn.
+metrics = deferred("sklearn.metrics")
 
 DEFAULT_THRESHOLD: Final = 0.5
 DEFAULT_ECE_BINS: Final = 10

@@ -11,7 +11,8 @@ Output is an :class:`EngineeredColumns`: every categorical feature as integer co
 category list (``-1`` for an unknown or absent value) and every numeric feature as ``float64``.
 Codes rather than strings because the compiled scorer turns a code into a weight with one array
 lookup, which is what lets it score a million customers a second; the sklearn reference
-pipeline gets the same features as strings through :class:`FeatureTransformer`.
+pipeline gets the same features as strings through
+:class:`churn_ml.feature_transformer.FeatureTransformer` (the one part that needs scikit-learn).
 
 The features, and why each exists:
 
@@ -47,6 +48,7 @@ on every row of the demo file.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,7 +56,6 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, FIELD_ORDER, INTERNET_ADDON_FIELDS
 
@@ -648,20 +649,9 @@ def _to_float(value: Any) -> float:
     return float(value)
 
 
-class FeatureTransformer(TransformerMixin, BaseEstimator):
-    """sklearn adapter around :class:`FeatureBuilder` for the reference pipeline.
-
-    Accepts a canonical DataFrame (or mapping of columns) and returns a DataFrame of the
-    engineered features, categoricals as strings so a OneHotEncoder can take them.
-    """
-
-    def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
-        self.builder_ = FeatureBuilder.fit(X)
-        return self
-
-    def transform(self, X: Any) -> pd.DataFrame:
-        columns = as_columns(X)
-        return self.builder_.to_frame(self.builder_.transform(columns))
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.array([*CATEGORICAL_NAMES, *NUMERIC_NAMES], dtype=object)
+def __getattr__(name: str) -> Any:
+    # Pipelines pickled before the sklearn adapter moved to churn_ml.feature_transformer name
+    # it here; resolving it on demand keeps their artifacts loadable and this module sklearn-free.
+    if name == "FeatureTransformer":
+        return importlib.import_module("churn_ml.feature_transformer").FeatureTransformer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,10 +37,10 @@ from django.utils import timezone
 from accounts.services import SYSTEM, Actor, actor_for_user, audit_record
 from churn_infra import metrics
 from churn_infra.replica import replica_reads
+from churn_ml.deferred import deferred
 from churn_ml.drift import ReferenceStats, drift_test
 from churn_ml.evaluation import live_metrics
 from churn_ml.schema import RECORD_FIELDS, validate_columns, validate_records
-from churn_ml.training import backtest, evaluate, train
 from customers.models import Customer
 from modelregistry import loader
 from modelregistry.models import (
@@ -54,6 +54,10 @@ from modelregistry.models import (
 )
 from modelregistry.ports import prediction_reader
 from modelregistry.services import PromotionRefused, model_promote, model_version_register, training_data_from_store
+
+# Training imports scikit-learn (~86 MB per process): named here, imported by the first process
+# that trains (a worker), never by a web worker that only serves (churn_ml.deferred).
+training = deferred("churn_ml.training")
 
 logger = logging.getLogger(__name__)
 
@@ -323,18 +327,21 @@ def retraining_run_execute(*, run_id: int) -> RetrainingRun | None:
     actor = actor_for_user(user) if user is not None else SYSTEM
     try:
         data = training_data_from_store()
-        trained = train(data.frame, data.labels, seed=RETRAIN_SEED, algorithm=settings.RETRAIN_ALGORITHM)
-        candidate_report = evaluate(trained, data.frame, data.labels, seed=RETRAIN_SEED)
+        trained = training.train(data.frame, data.labels, seed=RETRAIN_SEED, algorithm=settings.RETRAIN_ALGORITHM)
+        candidate_report = training.evaluate(trained, data.frame, data.labels, seed=RETRAIN_SEED)
         active = ModelVersion.objects.active().first()
         active_report = None
         if active is not None:
-            active_report = evaluate(loader.load_version(active).scorer, data.frame, data.labels, seed=RETRAIN_SEED)
+            active_scorer = loader.load_version(active).scorer
+            active_report = training.evaluate(active_scorer, data.frame, data.labels, seed=RETRAIN_SEED)
         version = model_version_register(
             trained=trained,
             actor=actor,
             training_source=f"store: retraining {run.pk} ({run.trigger})",
             notes=f"Retraining {run.pk}, trigger {run.trigger}: {run.reason}"[:2000],
-            backtest=backtest(data.frame, data.labels, data.dates, seed=RETRAIN_SEED, algorithm=trained.algorithm),
+            backtest=training.backtest(
+                data.frame, data.labels, data.dates, seed=RETRAIN_SEED, algorithm=trained.algorithm
+            ),
         )
     except Exception as exc:  # recorded on the run; nothing was registered
         logger.exception("Retraining %s failed", run.pk)

@@ -23,17 +23,22 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor, audit_record, public_actor_label
 from churn_ml import artifact as ml_artifact
+from churn_ml.deferred import deferred
 from churn_ml.evaluation import live_metrics
 from churn_ml.performance import churn_report, needed_per_arm, roc_auc_ci, unpaired_auc_test
 from churn_ml.schema import RECORD_FIELDS, SCHEMA_VERSION, load_telco_csv, validate_columns
 from churn_ml.tiers import RISK_THRESHOLDS
-from churn_ml.training import TrainedModel, backtest, train
+from churn_ml.trained import TrainedModel
 from customers.models import Customer, Outcome
 from modelregistry import gate, loader
 from modelregistry.models import ABTest, ABTestStatus, ModelEvent, ModelStatus, ModelVersion
 from modelregistry.ports import prediction_reader
 
 RISK_CUTS = tuple(zip(("medium", "high", "critical"), RISK_THRESHOLDS, strict=True))
+
+# Training imports scikit-learn (~86 MB per process): named here, imported by the first process
+# that trains (a worker), never by a web worker that only serves (churn_ml.deferred).
+training = deferred("churn_ml.training")
 
 
 class PromotionRefused(Exception):
@@ -334,7 +339,7 @@ def model_train(
 ) -> ModelVersion:
     """Train on ``data``, register the result, and with ``activate`` promote it (registry rules apply)."""
     try:
-        trained = train(data.frame, data.labels, seed=seed, algorithm=algorithm)
+        trained = training.train(data.frame, data.labels, seed=seed, algorithm=algorithm)
     except Exception as exc:
         ModelVersion.objects.create(
             version=f"{timezone.now():%Y%m%d-%H%M%S}-failed-{np.random.default_rng().integers(1 << 24):06x}",
@@ -353,7 +358,7 @@ def model_train(
         actor=actor,
         training_source=data.source,
         notes=notes,
-        backtest=backtest(data.frame, data.labels, data.dates, seed=seed, algorithm=trained.algorithm),
+        backtest=training.backtest(data.frame, data.labels, data.dates, seed=seed, algorithm=trained.algorithm),
     )
     if activate:
         version = model_promote(version=version.version, actor=actor, force=force, reason=reason)

@@ -1,32 +1,20 @@
-"""Making a scorer: compiled from the fitted sklearn pipeline after training, or rebuilt from the
-JSON an artifact holds."""
+"""Making a scorer from the fitted sklearn pipeline, after training (rebuilding one from the JSON
+an artifact holds is churn_ml.scoring.serialised, which needs no scikit-learn)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from churn_ml.features import (
-    CATEGORICAL_FEATURES,
-    NUMERIC_NAMES,
-    FeatureBuilder,
-    FeatureTransformer,
-)
+from churn_ml.feature_transformer import FeatureTransformer
+from churn_ml.features import CATEGORICAL_FEATURES, NUMERIC_NAMES, FeatureBuilder
 from churn_ml.scoring.linear import LinearScorer
+from churn_ml.scoring.serialised import scorer_from_dict
 from churn_ml.scoring.trees import TreeEnsembleScorer
 
-
-def scorer_from_dict(data: Mapping[str, Any]) -> LinearScorer | TreeEnsembleScorer:
-    """Rebuild a scorer from :meth:`to_dict` output, whichever kind it is."""
-    kind = data.get("kind")
-    if kind == "linear":
-        return LinearScorer.from_dict(data)
-    if kind == "tree_ensemble":
-        return TreeEnsembleScorer.from_dict(data)
-    raise ValueError(f"unknown scorer kind {kind!r}")
+__all__ = ["compile_pipeline", "scorer_from_dict"]
 
 
 def _expected_encoded_names() -> list[str]:

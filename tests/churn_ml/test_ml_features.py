@@ -161,3 +161,16 @@ def test_sklearn_adapter(telco) -> None:
     out = FeatureTransformer().fit(frame).transform(frame.head(3))
     assert list(out.columns) == [f.name for f in CATEGORICAL_FEATURES] + list(NUMERIC_NAMES)
     assert out["tenure_bucket"].tolist() == ["0-6", "13-24", "25-48"]
+
+
+def test_pipelines_pickled_before_the_adapter_moved_still_load():
+    import pickle
+
+    from churn_ml import feature_transformer, features
+
+    assert features.FeatureTransformer is feature_transformer.FeatureTransformer
+    # A pickle of the class as it was written before the move names churn_ml.features.
+    old = pickle.dumps(feature_transformer.FeatureTransformer, protocol=0).replace(  # text opcodes: safe to edit
+        b"churn_ml.feature_transformer", b"churn_ml.features"
+    )
+    assert pickle.loads(old) is feature_transformer.FeatureTransformer
