@@ -1,10 +1,11 @@
 """Modules named at the top of a file but imported on first use.
 
-scikit-learn (with the SciPy it imports) is ~86 MB of resident memory per process, and a web
-worker that only scores never needs it: the request path uses the compiled scorer, plain numpy
-and Python. Modules that need scikit-learn for some of their functions (metrics for a report,
-training for a retraining run) name it here at their top, so the dependency stays visible and
-import-time cheap; whichever process first calls such a function pays the import once.
+scikit-learn (with the SciPy it imports) is ~86 MB of resident memory per process and pandas
+~45 MB, and a web worker that scores single records needs neither: the request path uses the
+compiled scorer, plain numpy and Python. Modules that need them for some of their functions
+(pandas for a batch's column validation, scikit-learn's metrics for a report, training for a
+retraining run) name them with :func:`deferred` at their top, so the dependency stays visible
+and import-time cheap; whichever process first calls such a function pays the import once.
 (importlib.util.LazyLoader would still import the parent package, i.e. all of sklearn, to find
 a submodule's spec.)
 """
@@ -29,7 +30,10 @@ class DeferredModule:
         module = self._module
         if module is None:
             module = self._module = importlib.import_module(self._name)
-        return getattr(module, attribute)
+        value = getattr(module, attribute)
+        # Kept on the instance: later reads are plain attribute lookups, never this method again.
+        setattr(self, attribute, value)
+        return value
 
     def __repr__(self) -> str:
         return f"<deferred module {self._name!r}{' (imported)' if self._module else ''}>"

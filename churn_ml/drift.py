@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, FIELD_ORDER, NUMBER_FIELDS
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 DEFAULT_PSI_THRESHOLD: Final = 0.2
 PSI_EPSILON: Final = 1e-4

@@ -55,9 +55,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS, FIELD_ORDER, INTERNET_ADDON_FIELDS
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 FEATURE_SPEC_VERSION: Final = "1"
 """Bump whenever a formula, a category list or the feature order changes: a scorer refuses to

@@ -20,9 +20,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema import BOOL_FIELDS, FIELD_ORDER, NUMBER_FIELDS
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 _CATEGORICAL: Final = tuple(name for name in FIELD_ORDER if name not in NUMBER_FIELDS)
 _NUMBERS: Final = tuple(name for name in FIELD_ORDER if name in NUMBER_FIELDS)

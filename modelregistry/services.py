@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -33,6 +32,9 @@ from customers.models import Customer, Outcome
 from modelregistry import gate, loader
 from modelregistry.models import ABTest, ABTestStatus, ModelEvent, ModelStatus, ModelVersion
 from modelregistry.ports import prediction_reader
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 RISK_CUTS = tuple(zip(("medium", "high", "critical"), RISK_THRESHOLDS, strict=True))
 

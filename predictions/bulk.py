@@ -27,19 +27,22 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from churn_infra import metrics
 from churn_infra.csv_cells import safe_cell
 from churn_infra.db import copy_supported
+from churn_ml.deferred import deferred
 from churn_ml.features import FACTOR_GROUPS
 from churn_ml.inputs import snapshot_texts
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
 from churn_ml.scoring.factors import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
 from predictions.models import Prediction, PredictionSource
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 TOP_FACTORS = 5
 LEVEL_RANK = {level.value: rank for rank, level in enumerate(RISK_LEVELS)}

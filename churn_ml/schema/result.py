@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema.fields import FIELD_ORDER, NUMBER_FIELDS, RECORD_FIELDS
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 
 @dataclass

@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema.validate import validate_columns
 from churn_ml.schema.values import _as_object_array, _parse_bool, _unique_map
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 # The columns of the IBM Telco Customer Churn sample and the contract fields they carry.
 TELCO_COLUMNS: Final[dict[str, str]] = {

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema.fields import (
     BOOL_FIELDS,
     CUSTOMER_ID_PATTERN,
@@ -37,6 +37,9 @@ from churn_ml.schema.values import (
     _parse_uniques,
     _required_message,
 )
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 _ID_CHARACTERS: Final = re.compile(r"[A-Za-z0-9_.:\-]*")
 

@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema.fields import ENUM_ALIASES, ENUM_FIELDS, MISSING, NumberRule
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 _TRUE_WORDS: Final = frozenset({"yes", "true", "1", "y", "t"})
 _FALSE_WORDS: Final = frozenset({"no", "false", "0", "n", "f"})

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.features import (
     CATEGORICAL_FEATURES,
     CATEGORICAL_NAMES,
@@ -27,6 +27,9 @@ from churn_ml.scoring.factors import (
     _top_factors,
 )
 from churn_ml.scoring.protocol import _AFFECTED, SCORER_FORMAT, _check_header, _columns, _sigmoid_one, sigmoid
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 _FREE_NUMBERS: Final = frozenset({"monthly_charges", "total_charges", "income"})
 _MEMO_KEYS: Final[tuple[tuple[str, ...] | None, ...]] = tuple(

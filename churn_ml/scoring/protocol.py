@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.features import (
     FACTOR_GROUPS,
     FEATURE_SPEC_VERSION,
@@ -18,6 +18,9 @@ from churn_ml.features import (
     as_columns,
 )
 from churn_ml.scoring.factors import DEFAULT_TOP_K, Contributions, Factor
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 SCORER_FORMAT: Final = "churn_ml.scorer/1"
 

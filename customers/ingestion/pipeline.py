@@ -35,7 +35,6 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from celery import current_app
 from django.conf import settings
 from django.db import connection, connections, transaction
@@ -46,6 +45,7 @@ from django.utils import timezone
 from accounts.services import SYSTEM
 from churn_infra.db import insert_objects
 from churn_infra.metrics import INGESTION_ROWS
+from churn_ml.deferred import deferred
 from churn_ml.schema import (
     BOOL_FIELDS,
     ENUM_FIELDS,
@@ -68,6 +68,9 @@ from customers.models import (
     SourceKind,
 )
 from customers.services import OutcomeColumns, outcomes_record
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 logger = logging.getLogger(__name__)
 

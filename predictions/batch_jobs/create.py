@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts.services import SYSTEM, Actor, audit_record
+from churn_ml.deferred import deferred
 from churn_ml.schema import CUSTOMER_ID_PATTERN
 from customers.ingestion.readers import open_file_reader
 from customers.ingestion.sniff import SAMPLE_BYTES, FileRejected, sniff
@@ -22,6 +22,9 @@ from modelregistry.loader import active_model
 from predictions.batch_jobs.common import BatchJobInputError
 from predictions.batch_jobs.dispatch import send_start
 from predictions.models import BatchJob, BatchJobOrigin, BatchJobScope
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 _ID_HEADERS = ("customer_id", "customerID")
 

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
+from churn_ml.deferred import deferred
 from customers.ingestion.readers import open_file_reader
 from customers.ingestion.readers.chunks import Chunk
 from customers.models import Customer
@@ -22,6 +22,9 @@ from predictions.batch_jobs.common import MAX_REJECTED_SAMPLE, OPEN_CHUNK_STATUS
 from predictions.batch_jobs.create import customer_filter
 from predictions.batch_jobs.dispatch import send_chunks, send_finish
 from predictions.models import BatchChunk, BatchJob, BatchJobScope, BatchJobStatus
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from churn_infra import metrics
 from churn_infra.db import relaxed_commit
+from churn_ml.deferred import deferred
 from churn_ml.schema import RECORD_FIELDS, validate_columns
 from customers.models import Customer
 from modelregistry.loader import ModelUnavailable, active_model, load_version
@@ -28,6 +28,9 @@ from predictions.batch_jobs.dispatch import send_finish
 from predictions.batch_jobs.results import result_part_name, store_file
 from predictions.models import BatchChunk, BatchChunkStatus, BatchJob, BatchJobScope, BatchJobStatus
 from predictions.tier_actions import tier_actions
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 import numpy as np
-import pandas as pd
 
+from churn_ml.deferred import deferred
 from churn_ml.schema import BOOL_FIELDS, ENUM_FIELDS
 from customers.ingestion.mapping import (
     MappingError,
@@ -32,6 +32,9 @@ from customers.ingestion.sniff import (
     describe_delimiter,
     fallback_decodes,
 )
+
+# pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
+pd = deferred("pandas")
 
 # Lines a quoted field may span before an open quote is taken for a mistake.
 MAX_QUOTED_LINES = 50
