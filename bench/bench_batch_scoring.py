@@ -17,7 +17,10 @@ the results file) and prints:
 Needs PostgreSQL and Redis on 127.0.0.1. BENCH_REDIS_URL / BENCH_BROKER_URL choose the Redis
 databases (default 6 and 7), BENCH_DB_NAME the database (default churn_bench_batch). --reuse keeps
 the customers of an earlier run. It also prints the storage the job's predictions took (table,
-indexes and TOAST, per million predictions).
+indexes and TOAST, per million predictions; summed over partitions when the table is partitioned)
+and, after the job, the bytes per stored prediction row (total size / row count). --json PATH also
+writes the figures to PATH (bench/run_table.py reads them); BENCH_ROOT=CHECKOUT runs this script
+against another checkout's code.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# BENCH_ROOT: the checkout whose code is measured (default this one); the bench scripts stay these.
+ROOT = Path(os.environ.get("BENCH_ROOT") or Path(__file__).resolve().parents[1]).resolve()
 # BENCH_DB_NAME: a database of one's own, so that two checkouts can bench side by side.
 DB_NAME = os.environ.get("BENCH_DB_NAME", "churn_bench_batch")
 PG = "postgres://postgres@127.0.0.1:5432"
@@ -186,6 +190,15 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (/proc/PID/stat utime and stime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -204,7 +217,10 @@ def pool_children(pid: int) -> list[int]:
 def run_job(workers: list[subprocess.Popen]) -> dict:
     from django.db import close_old_connections, transaction
 
-    from predictions.batch_jobs.create import batch_job_create
+    try:
+        from predictions.batch_jobs.create import batch_job_create
+    except ImportError:  # the round-1 code (4fecc06) had it in predictions.jobs
+        from predictions.jobs import batch_job_create
     from predictions.models import BatchChunk, BatchJob, BatchJobOrigin
 
     server_before = server_counters()
@@ -214,18 +230,25 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
     with transaction.atomic():
         job = batch_job_create(scope="all", origin=BatchJobOrigin.COMMAND)
     rss: dict[int, float] = {}
+    cpu: dict[int, float] = {}  # the last reading per process: the worker side's CPU, apart from PostgreSQL's
+    pg_cpu: dict[int, float] = {}  # the same for the server backends of this database (same host, readable)
+    own_backend = backend_pid()
     while True:
         close_old_connections()
         job = BatchJob.objects.get(pk=job.pk)
         for proc in workers:
             for pid in [proc.pid, *pool_children(proc.pid)]:
                 rss[pid] = max(rss.get(pid, 0.0), peak_rss_mb(pid))
+                cpu[pid] = max(cpu.get(pid, 0.0), cpu_seconds(pid))
+        for pid in database_backends() - {own_backend}:
+            pg_cpu[pid] = max(pg_cpu.get(pid, 0.0), cpu_seconds(pid))
         if job.is_finished:
             break
         time.sleep(0.2)
     wall = time.perf_counter() - created
     server_after = server_counters()
     size_after = prediction_table_bytes()
+    row_count = prediction_row_count()
     chunks = list(BatchChunk.objects.filter(job=job).values_list("timings", "finished_at"))
     last_write = max(f for _, f in chunks)
     sums = {k: sum(t.get(k, 0.0) for t, _ in chunks) for k in ("read", "score", "write", "commit")}
@@ -234,16 +257,55 @@ def run_job(workers: list[subprocess.Popen]) -> dict:
         "job": job, "wall": wall, "to_last_chunk": (last_write - job.created_at).total_seconds(),
         "sums": sums, "child_rss": children, "parent_rss": {p.pid: rss.get(p.pid, 0.0) for p in workers},
         "wal_mb": (server_after[0] - server_before[0]) / 1e6, "checkpoints": server_after[1] - server_before[1],
-        "load": load, "table_bytes": size_after - size_before,
+        "load": load, "table_bytes": size_after - size_before, "worker_cpu_seconds": sum(cpu.values()),
+        "postgres_cpu_seconds": sum(pg_cpu.values()),
+        "total_bytes": size_after, "row_count": row_count,
     }
 
 
-def prediction_table_bytes() -> int:
-    """pg_total_relation_size of the predictions table: rows, indexes and TOAST."""
+def backend_pid() -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_total_relation_size('predictions_prediction')")
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def database_backends() -> set[int]:
+    """PIDs of the server processes connected to the bench database (the workers' connections).
+
+    Their CPU is the job's PostgreSQL CPU except the server-wide WAL writer and checkpointer. A
+    backend that exits between two samples loses at most 0.2 s; the workers keep their connections.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return {int(pid) for (pid,) in cursor.fetchall()}
+
+
+def prediction_table_bytes() -> int:
+    """pg_total_relation_size of the predictions table: rows, indexes and TOAST.
+
+    Summed over pg_partition_tree when the table is partitioned: the size of a partitioned parent
+    alone is 0.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # pg_partition_tree lists nothing for a plain table: then the table's own size.
+        cursor.execute(
+            "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(t)), "
+            "pg_total_relation_size(t)) FROM (SELECT 'predictions_prediction'::regclass AS t) AS target"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def prediction_row_count() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM predictions_prediction")
         return int(cursor.fetchone()[0])
 
 
@@ -274,6 +336,14 @@ def report(count: int, result: dict) -> bool:
     per_million = result["table_bytes"] / max(rows, 1) * 1e6 / 2**20
     print(f"  storage of the job's predictions (table + indexes + TOAST): {result['table_bytes'] / 2**20:,.0f} MiB"
           f" = {per_million:,.0f} MiB per 1M predictions")
+    print(f"  whole predictions table after the job: {result['total_bytes'] / 2**20:,.0f} MiB for "
+          f"{result['row_count']:,} rows = {result['total_bytes'] / max(result['row_count'], 1):,.0f} bytes per row")
+    print(f"  CPU of the worker processes (pool and parents, sampled every 0.2 s): "
+          f"{result['worker_cpu_seconds']:.1f} s = {rows / max(result['worker_cpu_seconds'], 0.01):,.0f} rows per "
+          f"worker CPU second")
+    print(f"  CPU of PostgreSQL's backends for this database: {result['postgres_cpu_seconds']:.1f} s = "
+          f"{rows / max(result['postgres_cpu_seconds'], 0.01):,.0f} rows per CPU second (WAL writer and "
+          f"checkpointer not included)")
     for worker, figures in sorted(job.details.get("workers", {}).items()):
         print(f"  worker {worker}: {figures['rows']:,} rows in {figures['chunks']} chunks, busy "
               f"{figures['busy_seconds']:.1f} s -> {figures['rows_per_second']:,.0f} rows/s")
@@ -289,6 +359,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--reuse", action="store_true", help="Keep the customers of an earlier run.")
+    parser.add_argument("--json", type=Path, help="Also write the figures to this file.")
     args = parser.parse_args()
 
     prepare_database(args.customers, args.reuse)
@@ -297,6 +368,7 @@ def main() -> int:
     print(f"host: {os.cpu_count()} CPUs; chunk size {settings.BATCH_CHUNK_SIZE:,}; PostgreSQL "
           f"{psql('SHOW server_version').strip()}")
     ok = True
+    figures = []
     for count in args.workers:
         reset_predictions()
         workers = start_workers(count)
@@ -306,7 +378,27 @@ def main() -> int:
             stop_workers(workers)
         met = report(count, result)
         ok = ok and (met or count != 2)
+        figures.append(as_json(count, result))
+    if args.json:
+        import json
+
+        args.json.write_text(json.dumps({"customers": args.customers, "jobs": figures}, indent=2))
     return 0 if ok else 1
+
+
+def as_json(count: int, result: dict) -> dict:
+    job = result["job"]
+    return {
+        "workers": count, "status": job.status, "scored": job.scored, "failed": job.failed,
+        "wall_seconds": result["wall"], "to_last_chunk_seconds": result["to_last_chunk"],
+        "chunk_seconds_summed": result["sums"], "chunk_count": job.chunk_count, "chunk_size": job.chunk_size,
+        "wal_bytes": result["wal_mb"] * 1e6, "checkpoints": result["checkpoints"], "load_before": result["load"],
+        "job_table_bytes": result["table_bytes"], "table_bytes": result["total_bytes"],
+        "table_rows": result["row_count"], "worker_cpu_seconds": result["worker_cpu_seconds"],
+        "postgres_cpu_seconds": result["postgres_cpu_seconds"],
+        "pool_peak_rss_mb": sorted(result["child_rss"].values()),
+        "per_worker": job.details.get("workers", {}),
+    }
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ With --shadow-share, a second version runs in the shadow for that share of reque
 path is timed without the shadow, with it, and without it again (bracketing the noise of a
 shared machine), and only those figures are printed.
 
+After the traffic it reads the resident memory (VmRSS, and PSS, which counts the pages a worker
+shares copy-on-write with the preloaded master once) of every gunicorn worker, the model loaded.
+--json PATH also writes the figures to PATH (bench/run_table.py reads them). BENCH_ROOT=CHECKOUT
+runs this same script against another checkout's code (its manage.py, gunicorn.conf.py, data).
+
 Needs: PostgreSQL and Redis on 127.0.0.1, wrk (apt-get install wrk), fastapi and uvicorn
 (pip install -r bench/requirements.txt).
 """
@@ -35,7 +40,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(__file__).resolve().parent
+# BENCH_ROOT: the checkout whose code is measured (default this one); the bench scripts stay these.
+ROOT = Path(os.environ.get("BENCH_ROOT") or BENCH_DIR.parent).resolve()
 PY = sys.executable
 DB_NAME = "churn_bench_api"
 
@@ -124,6 +131,7 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=9)
 
     parser.add_argument("--shadow-share", type=float, default=0.0, help="time a shadow at this share")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     db_name, redis_db = args.db_name, str(args.redis_db)
     if not shutil.which("wrk"):
@@ -198,7 +206,9 @@ def main() -> None:
         peer = subprocess.Popen(
             [
                 str(Path(PY).parent / "uvicorn"),
-                "bench.peer_app:app",
+                "peer_app:app",
+                "--app-dir",
+                str(BENCH_DIR),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -210,7 +220,8 @@ def main() -> None:
                 "--no-access-log",
             ],
             cwd=ROOT,
-            env={**env, "PEER_ARTIFACT": str(artifact)},
+            # --app-dir puts bench/ on the path, PYTHONPATH the measured checkout (churn_ml).
+            env={**env, "PEER_ARTIFACT": str(artifact), "PYTHONPATH": str(ROOT)},
             start_new_session=True,
         )
         procs.append(peer)
@@ -254,6 +265,7 @@ def main() -> None:
             payload = json.loads(raw)
             assert len(payload["predictions"]) == 1000, payload["errors"][:3]
         batch_ms = statistics.median(timings[5:])
+        worker_memory = [process_memory_mb(pid) for pid in child_pids(web.pid)]
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -304,9 +316,50 @@ print(f"{{1e6 / proba:.0f}} {{1e6 / contrib:.0f}}")
         ("in-process contributions (explanations), customers/s", f"{contrib_rate:,.0f}", "", True),
         ("non-2xx responses (full / peer)", f"{full['non2xx']} / {bare['non2xx']}", "0", full["non2xx"] == 0),
     ]
+    rss = ", ".join(f"{m['rss']:.0f}" for m in worker_memory)
+    pss = ", ".join(f"{m['pss']:.0f}" for m in worker_memory)
+    rows.append(("RSS / PSS per gunicorn worker, model loaded", f"{rss} / {pss} MB", "", True))
     print(f"\ngunicorn workers={args.workers} threads={args.threads}, wrk -t2 -c16 -d{args.seconds}s, 2-core machine")
     for name, value, target, ok in rows:
         print(f"{name:<55} {value:>16}  {target:<14} {'' if not target else ('ok' if ok else 'MISSED')}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "web_workers": args.workers,
+                    "seconds": args.seconds,
+                    "full": full,
+                    "peer": bare,
+                    "full_over_peer": ratio,
+                    "batch_request_ms": {"median": batch_ms, "samples": timings[5:]},
+                    "proba_per_second": proba_rate,
+                    "contributions_per_second": contrib_rate,
+                    "worker_memory_mb": worker_memory,
+                },
+                indent=2,
+            )
+        )
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is pid (gunicorn's workers)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def process_memory_mb(pid: int) -> dict:
+    """VmRSS, VmHWM and PSS of a process in MB. PSS splits copy-on-write pages among their sharers."""
+    figures = {"pid": pid, "rss": 0.0, "hwm": 0.0, "pss": 0.0}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            figures["rss" if line.startswith("VmRSS") else "hwm"] = int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                figures["pss"] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return figures
 
 
 def shadow_bench(web_url: str, headers: dict, args: argparse.Namespace, env: dict) -> None:
