@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv deps dev-deps migrate lint worker beat clean image-smoke
+.PHONY: run test venv deps dev-deps migrate lint worker beat clean image-smoke bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ worker: deps
 
 beat: deps
 	$(BIN)/celery -A churn_platform beat -l INFO
+
+## bench: the performance table of issue 13 (bench/run_table.py: scoring API, batch job, ingestion),
+## measured next to its targets. Full size takes ~30 min on 2 cores; BENCH_ARGS="--quick" a few minutes,
+## e.g. BENCH_ARGS="--web-workers 1,2 --job-workers 1,2". Needs PostgreSQL, Redis and wrk on 127.0.0.1.
+bench: deps
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/run_table.py $(BENCH_ARGS)
 
 ## image-smoke: build the image on a debootstrap Debian base and run migrate, web and worker for real.
 image-smoke:
