@@ -13,8 +13,9 @@ With --shadow-share, a second version runs in the shadow for that share of reque
 path is timed without the shadow, with it, and without it again (bracketing the noise of a
 shared machine), and only those figures are printed.
 
-After the traffic it reads the resident memory (VmRSS, and PSS, which counts the pages a worker
-shares copy-on-write with the preloaded master once) of every gunicorn worker, the model loaded.
+It reads the resident memory (VmRSS, and PSS, which counts the pages a worker shares copy-on-write
+with the preloaded master once) of every gunicorn worker after the single-score traffic (the model
+loaded) and again after the batch requests (which load pandas in the worker).
 --json PATH also writes the figures to PATH (bench/run_table.py reads them). BENCH_ROOT=CHECKOUT
 runs this same script against another checkout's code (its manage.py, gunicorn.conf.py, data).
 
@@ -236,6 +237,8 @@ def main() -> None:
         wrk(f"{peer_url}/predict", RECORD, {}, 3)
         full = wrk(f"{web_url}/api/v1/predictions/", RECORD, headers, args.seconds)
         bare = wrk(f"{peer_url}/predict", RECORD, {}, args.seconds)
+        # After single-score traffic only: the model is loaded; a batch request loads more (pandas).
+        scoring_memory = [process_memory_mb(pid) for pid in child_pids(web.pid)]
 
         batch_body = json.dumps(
             {
@@ -265,7 +268,7 @@ def main() -> None:
             payload = json.loads(raw)
             assert len(payload["predictions"]) == 1000, payload["errors"][:3]
         batch_ms = statistics.median(timings[5:])
-        worker_memory = [process_memory_mb(pid) for pid in child_pids(web.pid)]
+        batch_memory = [process_memory_mb(pid) for pid in child_pids(web.pid)]
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -316,9 +319,10 @@ print(f"{{1e6 / proba:.0f}} {{1e6 / contrib:.0f}}")
         ("in-process contributions (explanations), customers/s", f"{contrib_rate:,.0f}", "", True),
         ("non-2xx responses (full / peer)", f"{full['non2xx']} / {bare['non2xx']}", "0", full["non2xx"] == 0),
     ]
-    rss = ", ".join(f"{m['rss']:.0f}" for m in worker_memory)
-    pss = ", ".join(f"{m['pss']:.0f}" for m in worker_memory)
-    rows.append(("RSS / PSS per gunicorn worker, model loaded", f"{rss} / {pss} MB", "", True))
+    for label, memory in (("model loaded", scoring_memory), ("after batch requests", batch_memory)):
+        rss = ", ".join(f"{m['rss']:.0f}" for m in memory)
+        pss = ", ".join(f"{m['pss']:.0f}" for m in memory)
+        rows.append((f"RSS / PSS per gunicorn worker, {label}", f"{rss} / {pss} MB", "", True))
     print(f"\ngunicorn workers={args.workers} threads={args.threads}, wrk -t2 -c16 -d{args.seconds}s, 2-core machine")
     for name, value, target, ok in rows:
         print(f"{name:<55} {value:>16}  {target:<14} {'' if not target else ('ok' if ok else 'MISSED')}")
@@ -334,7 +338,8 @@ print(f"{{1e6 / proba:.0f}} {{1e6 / contrib:.0f}}")
                     "batch_request_ms": {"median": batch_ms, "samples": timings[5:]},
                     "proba_per_second": proba_rate,
                     "contributions_per_second": contrib_rate,
-                    "worker_memory_mb": worker_memory,
+                    "worker_memory_mb": scoring_memory,
+                    "worker_memory_after_batch_mb": batch_memory,
                 },
                 indent=2,
             )

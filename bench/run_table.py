@@ -160,7 +160,12 @@ def api_rows(figures: dict | None, workers: int, before: str, after: str) -> lis
         Row(
             "RSS per gunicorn web worker, model loaded",
             w,
-            f"RSS {mb_list(m['rss'] for m in memory)} MB (PSS {mb_list(m['pss'] for m in memory)} MB)",
+            f"RSS {mb_list(m['rss'] for m in memory)} MB (PSS {mb_list(m['pss'] for m in memory)} MB)"
+            + (
+                f"; after batch requests RSS {mb_list(m['rss'] for m in after_batch)} MB"
+                if (after_batch := figures.get("worker_memory_after_batch_mb"))
+                else ""
+            ),
             "<= 120 MB",
             worst_rss <= 120,
             before,
@@ -283,6 +288,9 @@ def main() -> int:
     parser.add_argument("--db-suffix", default="", help="appended to the bench databases' names")
     parser.add_argument("--redis-base", type=int, default=50, help="first of three Redis indexes to use (emptied)")
     parser.add_argument("--log-dir", type=Path, help="where each script's output goes (default var/bench_logs/TIME)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the batch bench's customers from an earlier run of the same size"
+    )
     parser.add_argument("--json", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     if args.quick:
@@ -332,7 +340,7 @@ def main() -> int:
         }
         for index, workers in enumerate(args.job_workers):
             # The customers are seeded once; later counts reuse them (same count, same database).
-            reuse = ["--reuse"] if index else []
+            reuse = ["--reuse"] if index or args.reuse else []
             figures, before, after = run_script(
                 "bench_batch_scoring.py",
                 ["--customers", str(args.customers), "--workers", str(workers), *reuse],
