@@ -229,6 +229,10 @@ def test_kubernetes_workloads_run_the_readme_commands_with_probes_and_resources(
         assert pod["securityContext"]["runAsNonRoot"] is True
     assert deployments["churn-beat"]["spec"]["replicas"] == 1
     assert deployments["churn-beat"]["spec"]["strategy"]["type"] == "Recreate"
+    # Celery's default pool size is the node's core count, not the pod's CPU limit.
+    worker = container(deployments["churn-worker"])
+    concurrency = {e["name"]: e.get("value") for e in worker["env"]}["CELERY_WORKER_CONCURRENCY"]
+    assert int(concurrency) == int(worker["resources"]["limits"]["cpu"])
 
 
 def test_kubernetes_scaling_disruption_and_ingress():
