@@ -245,9 +245,13 @@ class CampaignTarget(models.Model):
     )
     outcome_at = models.DateTimeField(null=True, blank=True)
     # The prediction that qualified the customer, and a copy of what it said: predictions can be
-    # pruned, and the campaign's measurement must not change when they are.
+    # pruned, and the campaign's measurement must not change when they are. No database
+    # constraint: the predictions table is partitioned on PostgreSQL and a foreign key could
+    # only reference its whole primary key (id, created_at). Retention clears the link through
+    # predictions_expiring (campaigns.receivers) before a partition or a row goes.
     prediction = models.ForeignKey(
-        "predictions.Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "predictions.Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_constraint=False,
     )
     qualifying_probability = models.FloatField()
     qualifying_risk_level = models.CharField(max_length=8, choices=RiskLevel.choices)

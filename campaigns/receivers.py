@@ -8,6 +8,7 @@ from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from campaigns.models import CampaignTarget
 from campaigns.services.outcomes import OUTCOME_BATCH_SIZE, campaign_targets_apply_outcomes
 from campaigns.tasks import apply_recorded_outcomes
 from customers.signals import RecordedOutcome
@@ -36,3 +37,14 @@ def settle_follow_ups(sender: Any, *, outcomes: Sequence[RecordedOutcome], sourc
         except (BrokerUnavailable, ConnectionError):
             logger.warning("Broker unavailable: settling %d customers' follow-ups (%s) in process", len(batch), source)
             campaign_targets_apply_outcomes(customer_ids=batch)
+
+
+def unlink_expiring_predictions(sender: Any, *, predictions: Any, **_: Any) -> dict[str, int]:
+    """Retention is about to remove these predictions: targets drop their link (predictions_expiring).
+
+    A target keeps the qualifying probability and level it copied at enrolment, so the campaign's
+    figures do not change; the link has no database constraint (the predictions table is
+    partitioned), so nothing else would clear it when a partition is dropped.
+    """
+    cleared = CampaignTarget.objects.filter(prediction__in=predictions).update(prediction=None)
+    return {"campaign_targets": cleared}

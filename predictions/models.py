@@ -86,7 +86,11 @@ class PredictionQuerySet(models.QuerySet["Prediction"]):
 class Prediction(models.Model):
     """One score for one customer by one model version, with its explanation and provenance."""
 
-    prediction_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Not unique in the database: on the partitioned table (PostgreSQL, predictions.partitions) a
+    # unique index must include created_at, which would guarantee nothing about the id alone. The
+    # writers mint time-ordered version-7 ids (74 random bits per millisecond); the index below
+    # serves GET /predictions/{prediction_id}/.
+    prediction_id = models.UUIDField(default=uuid.uuid4, editable=False)
     customer_id = models.CharField(max_length=64)
     churn_probability = models.FloatField()
     risk_level = models.CharField(max_length=8, choices=RiskLevel.choices)
@@ -129,7 +133,7 @@ class Prediction(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     batch_job = models.ForeignKey(
         "predictions.BatchJob", null=True, blank=True, on_delete=models.PROTECT, related_name="predictions",
-        # The unique (batch_job, customer_id) index below serves every lookup by job. No database
+        # The unique (batch_job, customer_id, created_at) index below serves every lookup by job. No database
         # constraint: its per-row check cost ~5 s of a million-row job's COPY, and the only writer
         # is the chunk task holding a lock on the job's chunk; the ORM still PROTECTs the job.
         db_index=False, db_constraint=False,
@@ -141,15 +145,28 @@ class Prediction(models.Model):
     risk_increased = models.BooleanField(
         default=False, help_text="Batch jobs: the level is higher than in the previous prediction (campaign flag).",
     )
-    created_at = models.DateTimeField(db_index=True)
+    # The partition key on PostgreSQL: one partition per month (predictions.partitions), and the
+    # database's primary key is (id, created_at) while Django keeps ``id`` as the pk.
+    created_at = models.DateTimeField()
 
     objects = PredictionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # Each index is there for a query the product runs (docs/OPERATIONS.md lists them with
+        # their plans and times at 10M rows, bench/bench_prediction_queries.py measures them); on
+        # PostgreSQL each is a partitioned index, one per monthly partition.
         indexes = [
+            # Latest prediction per customer (DISTINCT ON; campaigns, dashboard), a customer's
+            # history, the previous level of batch scoring, the follow-up list's current risk.
             models.Index(fields=["customer_id", "-created_at"], name="prediction_customer_latest_idx"),
-            models.Index(fields=["risk_level", "-created_at"], name="prediction_level_idx"),
+            # The paged history newest first (API list, admin), and the registry's recent windows
+            # (recent inputs, confidence, scored summary); ordered Append reads the newest month.
+            # A BRIN index would serve the windows but not the ORDER BY ... LIMIT of the pages.
+            models.Index(fields=["created_at"], name="prediction_created_idx"),
+            models.Index(fields=["prediction_id"], name="prediction_prediction_id_idx"),
+            # (risk_level, -created_at) is gone: only the API's ?risk_level= filter used it, and
+            # the created_at index serves that page by reading newest first (measured in the bench).
             models.Index(fields=["department"], condition=models.Q(department__isnull=False),
                          name="prediction_department_idx"),
             models.Index(fields=["requested_by_key"], condition=models.Q(requested_by_key__isnull=False),
@@ -160,8 +177,13 @@ class Prediction(models.Model):
                          name="prediction_risk_increased_idx"),
         ]
         constraints = [
+            # A batch job's results (by job, in customer_id order) read off this index, and it
+            # refuses a chunk's rows written twice. On the partitioned table a unique index must
+            # hold the partition key: a chunk's rows share one created_at, so a second write of
+            # the same rows is still refused; that two chunks never hold one customer is the
+            # planner's guarantee (plan.py), and a chunk is written once under its row lock.
             models.UniqueConstraint(
-                fields=["batch_job", "customer_id"], condition=models.Q(batch_job__isnull=False),
+                fields=["batch_job", "customer_id", "created_at"], condition=models.Q(batch_job__isnull=False),
                 name="prediction_one_per_customer_per_job",
                 violation_error_message="A batch job scores each customer once.",
             )

@@ -121,6 +121,15 @@ def predictions_purge_expired() -> int:
 
     return purge()
 
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=30,
+             max_retries=3, soft_time_limit=600, time_limit=660)
+def prediction_partitions_ensure() -> list[str]:
+    """Beat: create this month's and the next PREDICTION_PARTITIONS_AHEAD months' partitions (idempotent)."""
+    from predictions.partitions import prediction_partitions_ensure as ensure
+
+    return ensure()
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=600, time_limit=660,
              autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, max_retries=MAX_RETRIES)
 def refresh_live_performance() -> int:
