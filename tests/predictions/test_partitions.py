@@ -123,3 +123,16 @@ def test_retention_drops_whole_months_and_deletes_the_rows_of_the_boundary_month
     assert left.isdisjoint({expired_month.pk, boundary_old.pk, in_default.pk})
     # nothing left to do the next time
     assert predictions_purge_expired(now=cutoff + timedelta(days=30)) == 0
+
+
+def test_the_command_lists_the_partitions_and_creates_missing_months(capsys):
+    from django.core.management import call_command
+
+    this_month = month_start(timezone.now())
+    call_command("prediction_partitions", "--ensure", "--months-ahead", "5")
+    out = capsys.readouterr().out
+    assert f"Created {partition_name_for(add_months(this_month, 4))}, {partition_name_for(add_months(this_month, 5))}."\
+        in out
+    listed = [line.split()[0] for line in out.splitlines()[1:]]
+    assert listed[-1] == DEFAULT_PARTITION
+    assert partition_name_for(add_months(this_month, 5)) in listed
