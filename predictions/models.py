@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -64,7 +65,18 @@ class PredictionSource(models.TextChoices):
     RESCORE = "rescore", "Re-score after a data change"
 
 
+# A job's predictions are stamped when their chunk is scored, after the job row was created; a
+# day of margin covers clocks of worker hosts that run behind the web host's.
+JOB_CLOCK_MARGIN = timedelta(days=1)
+
+
 class PredictionQuerySet(models.QuerySet["Prediction"]):
+    def of_job(self, job: BatchJob) -> PredictionQuerySet:
+        """The job's predictions, bounded below in time so that PostgreSQL reads only the monthly
+        partitions from the job's on (by job alone it asks every partition's index, and a page of
+        the job's risk increases took 1 s instead of 1 ms at 10M rows)."""
+        return self.filter(batch_job=job, created_at__gte=job.created_at - JOB_CLOCK_MARGIN)
+
     def latest_per_customer(self) -> PredictionQuerySet:
         """Each customer's most recent prediction among these rows (ties broken by the later row)."""
         if connections[self.db].vendor == "postgresql":

@@ -57,8 +57,10 @@ def add_months(start: datetime, months: int) -> datetime:
 def partition_name_for(created_at: datetime) -> str:
     """The monthly partition a row with this ``created_at`` belongs to (whether it exists or not).
 
-    Writers insert into the parent table and PostgreSQL routes the rows; a bulk writer of one
-    month's rows could COPY straight into this table to skip the routing.
+    Writers insert into the parent table and PostgreSQL routes the rows: a 300,000-row COPY took
+    the same time into the parent as straight into the month's partition (4.5-5.9 s either way on
+    the bench machine). A partition has no identity default of its own (PostgreSQL 15 keeps it on
+    the parent), so a direct writer would also have to supply ``id``.
     """
     start = month_start(created_at)
     return f"{Prediction._meta.db_table}_y{start.year:04d}m{start.month:02d}"

@@ -44,7 +44,7 @@ def risk_increases(*, job: BatchJob | None = None, since: datetime | None = None
     """
     rows = Prediction.objects.filter(risk_increased=True)
     if job is not None:
-        rows = rows.filter(batch_job=job)
+        rows = rows.of_job(job)
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     return rows.order_by("-created_at", "-pk")

@@ -34,7 +34,7 @@ RESULT_COLUMNS = (
 def batch_job_results(job: BatchJob) -> QuerySet:
     """The job's predictions as result rows (RESULT_COLUMNS), in customer_id order."""
     return (
-        Prediction.objects.filter(batch_job=job)
+        Prediction.objects.of_job(job)
         .order_by("customer_id")
         .annotate(
             previous=NullIf("previous_risk_level", Value("")),
