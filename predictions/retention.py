@@ -46,9 +46,12 @@ def _drop_partition(partition: Partition, cleared: Counter) -> int:
         rows = cursor.fetchone()[0]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        # Locked first, so that no campaign enrols on one of its predictions between the
-        # references being cleared and the drop.
-        cursor.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+        # The lock DROP TABLE needs, taken first: no campaign enrols on one of the partition's
+        # predictions between the references being cleared and the drop, and no reader holding
+        # the table can deadlock with us (locking only the partition first could: the reader
+        # waits for the partition, we for the table). Readers wait for the few milliseconds of
+        # the unlink and the drop; a lock timeout fails the task, which beat's retries repeat.
+        cursor.execute(f"LOCK TABLE {quote(Prediction._meta.db_table)} IN ACCESS EXCLUSIVE MODE")
         _clear_references(
             Prediction.objects.filter(created_at__gte=partition.start, created_at__lt=partition.end), cleared
         )
