@@ -5,9 +5,10 @@ Django model instances or psycopg2 row tuples cost ~15 s just to read the 22 col
 reads its customers with ``COPY (query) TO STDOUT`` and parses the text with pandas' C reader
 (~1 s per 250,000 rows). Scoring and the explanations are one vectorised call each; the top
 factors' JSON is built from a table of the distinct (field, impact) strings rather than per row.
-Predictions go back with ``COPY FROM`` in text format. On the predictions table the write is the
-dominant cost, and random UUIDs alone tripled it (26 s vs 11 s for 500,000 rows: every insert
-touched a random page of the unique index), so job rows get time-ordered (version 7) UUIDs.
+Predictions go back with ``COPY FROM`` in text format (predictions.writes). On the predictions
+table the write is the dominant cost, and random UUIDs alone tripled it (26 s vs 11 s for 500,000
+rows: every insert touched a random page of the unique index), so job rows get time-ordered
+(version 7) UUIDs.
 
 Other databases (SQLite in development) take the ORM path: slower, same results.
 """
@@ -17,9 +18,7 @@ from __future__ import annotations
 import gc
 import io
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from churn_ml.inputs import snapshot_texts
 from churn_ml.schema import BOOL_FIELDS, NUMBER_FIELDS, RECORD_FIELDS, ValidationResult
 from churn_ml.scoring.factors import IMPACT_DECIMALS
 from churn_ml.tiers import RISK_LEVELS, RISK_THRESHOLDS, risk_levels
+from predictions import writes
 from predictions.models import Prediction, PredictionSource
 
 # pandas loads on first use (churn_ml.deferred): a web worker that scores single records never needs it.
@@ -52,13 +52,6 @@ _IMPACT_SCALE = 10**IMPACT_DECIMALS
 # Factor index fits in the low 5 bits of a (factor, impact) key; 18 factor groups today.
 _FIELD_BITS = 5
 assert len(FACTOR_GROUPS) < 2**_FIELD_BITS
-
-# Columns a job writes; the others (department, key, user) take their NULL default.
-WRITE_COLUMNS = (
-    "prediction_id", "customer_id", "churn_probability", "risk_level", "recommendations", "offer", "top_factors",
-    "model_version_id", "source", "latency_ms", "inputs", "request_id", "created_at", "batch_job_id",
-    "previous_risk_level", "risk_increased",
-)
 
 
 @dataclass
@@ -272,23 +265,6 @@ def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS, *, stored: bool =
     return out
 
 
-def time_ordered_uuids(n: int) -> list[str]:
-    """n random version-7 UUIDs (hex) sharing this millisecond's prefix: inserts stay on the index's edge."""
-    if n == 0:
-        return []
-    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, :6] = np.frombuffer((time.time_ns() // 1_000_000).to_bytes(6, "big"), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70  # version 7
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 9562 variant
-    hexed = raw.tobytes().hex()
-    return [hexed[i : i + 32] for i in range(0, 32 * n, 32)]
-
-
-def _copy_text(value: str) -> str:
-    """Escape a value for COPY's text format."""
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 @dataclass(frozen=True)
 class WriteContext:
     """What every row of a chunk shares."""
@@ -332,13 +308,10 @@ def score_and_write(chunk: ChunkInput, scorer: Any, context: WriteContext) -> Ch
     latency_ms = round(1000 * (result.timings["score"]) / max(chunk.n, 1), 6)
     with _collector_paused():
         factors = factors_json(values, TOP_FACTORS, stored=True)
-        ids = time_ordered_uuids(chunk.n)
+        ids = writes.time_ordered_uuids(chunk.n)
         level_names = levels.tolist()
         flags = increased.tolist()
-        if copy_supported():
-            _write_copy(chunk, context, ids, rounded, level_names, factors, flags, latency_ms)
-        else:
-            _write_orm(chunk, context, ids, rounded, level_names, factors, flags, latency_ms)
+        _write(chunk, context, ids, rounded, level_names, factors, flags, latency_ms)
         if context.results_csv:
             full = factors_json(values, TOP_FACTORS)
             result.results_csv = results_csv(chunk, context, ids, rounded, level_names, full, flags)
@@ -377,67 +350,32 @@ def results_csv(
     return "".join(lines).encode()
 
 
-def _write_copy(
+def _write(
     chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
     factors: list[str], increased: list[bool], latency_ms: float,
 ) -> None:
-    null = "\\N"
-
-    def cell(value: Any) -> str:
-        return null if value is None else _copy_text(json.dumps(value, separators=(",", ":")))
-
-    # Each level's recommendations and offer cells (the same for every row at the level), tab-joined.
-    per_level = {
-        level: f"{cell(list(texts))}\t{cell(context.offers.get(level))}"
-        for level, texts in context.recommendations.items()
+    """The chunk's predictions in one COPY (writes.copy_predictions), from cells built column-wise."""
+    rows = {
+        "prediction_id": ids,
+        "customer_id": chunk.columns["customer_id"].tolist(),
+        "churn_probability": list(map(repr, probabilities)),
+        "risk_level": levels,
+        # The same for every row at a level: serialised once per level.
+        "recommendations": writes.per_level_cells(
+            levels, {level: list(texts) for level, texts in context.recommendations.items()}, missing=[]
+        ),
+        "offer": writes.per_level_cells(levels, context.offers),
+        "top_factors": factors,
+        # The snapshot of the inputs each row was scored with (churn_ml.inputs).
+        "inputs": snapshot_texts(chunk.columns, escape=writes.copy_text),
+        "previous_risk_level": ["" if p is None else p for p in chunk.previous.tolist()],
+        "risk_increased": ["t" if flag else "f" for flag in increased],
     }
-    empty = f"{cell([])}\t{null}"
-    constant = (
-        f"\t{context.model_version_id}\t{PredictionSource.JOB}\t{latency_ms!r}\t"
-    )
-    tail = f"\t\t{context.created_at.isoformat()}\t{context.job_id}\t"
-    # The snapshot of the inputs each row was scored with (churn_ml.inputs).
-    inputs = snapshot_texts(chunk.columns, escape=_copy_text)
-    previous = ["" if p is None else p for p in chunk.previous.tolist()]
-    customer_ids = chunk.columns["customer_id"].tolist()
-    lines = [
-        f"{ids[i]}\t{customer_ids[i]}\t{probabilities[i]!r}\t{levels[i]}\t{per_level.get(levels[i], empty)}"
-        f"\t{factors[i]}{constant}{inputs[i]}{tail}{previous[i]}"
-        f"\t{'t' if increased[i] else 'f'}\n"
-        for i in range(chunk.n)
-    ]
-    payload = io.BytesIO("".join(lines).encode())
-    del lines
-    column_list = ", ".join(connection.ops.quote_name(c) for c in WRITE_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {Prediction._meta.db_table} ({column_list}) FROM STDIN", payload, 1 << 16)
-
-
-def _write_orm(
-    chunk: ChunkInput, context: WriteContext, ids: list[str], probabilities: list[float], levels: list[str],
-    factors: list[str], increased: list[bool], latency_ms: float,
-) -> None:
-    customer_ids = chunk.columns["customer_id"].tolist()
-    previous = chunk.previous.tolist()
-    inputs = snapshot_texts(chunk.columns)
-    objects = [
-        Prediction(
-            prediction_id=uuid.UUID(hex=pid),
-            customer_id=customer_ids[i],
-            churn_probability=probabilities[i],
-            risk_level=levels[i],
-            recommendations=list(context.recommendations.get(levels[i], [])),
-            offer=context.offers.get(levels[i]),
-            top_factors=json.loads(factors[i]),
-            model_version_id=context.model_version_id,
-            source=PredictionSource.JOB,
-            latency_ms=latency_ms,
-            inputs=json.loads(inputs[i]),
-            created_at=context.created_at,
-            batch_job_id=context.job_id,
-            previous_risk_level=previous[i] or "",
-            risk_increased=increased[i],
-        )
-        for i, pid in enumerate(ids)
-    ]
-    Prediction.objects.bulk_create(objects, batch_size=1000)
+    constants = {
+        "model_version_id": context.model_version_id,
+        "source": PredictionSource.JOB,
+        "latency_ms": latency_ms,
+        "batch_job_id": context.job_id,
+        "created_at": context.created_at,
+    }
+    writes.copy_predictions(chunk.n, rows, constants)

@@ -7,41 +7,36 @@ in one vectorised call and stored with one bulk insert.
 
 from __future__ import annotations
 
-import functools
-import json
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor
 from churn_infra import metrics
-from churn_infra.db import NULL_CELL, copy_rows, copy_supported, relaxed_commit
+from churn_infra.db import relaxed_commit
 from churn_infra.errors import InputError
-from churn_ml.inputs import snapshot_texts, snapshot_values
+from churn_ml.inputs import snapshot_text, snapshot_texts
 from churn_ml.record import RecordCheck, check_record
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
-from churn_ml.stored_factors import compact_factors, compact_factors_text
 from churn_ml.tiers import risk_level, risk_levels
 from customers.models import Customer
 from customers.services import customer_upsert_scored, customers_bulk_upsert
 from modelregistry.loader import LoadedModel, ab_bucket, active_model
 from modelregistry.shadow import shadow_submit
-from predictions.bulk import time_ordered_uuids
-from predictions.models import Prediction, PredictionSource
+from predictions import writes
+from predictions.models import PredictionSource
 from predictions.tier_actions import NO_TIER, tier_actions
 
 TOP_FACTORS = 5
 # The source of a customer stored because a full record was scored (POST predictions/ and batch/).
 PREDICTION_CUSTOMER_SOURCE = "api:prediction"
-# Rows per INSERT: measured fastest for 1,000-row API batches with the JSON columns here.
-INSERT_BATCH_SIZE = 1000
+# Customers per batch when re-scoring stored ones: a batch call's size.
+RESCORE_BATCH_SIZE = 1000
 
 
 class ScoringInputError(InputError):
@@ -94,7 +89,7 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
     tier = tier_actions().get(level, NO_TIER)
     now = timezone.now()
     prediction = {
-        "prediction_id": _uuid_text(time_ordered_uuids(1)[0]),
+        "prediction_id": writes.uuid_text(writes.time_ordered_uuids(1)[0]),
         "customer_id": record["customer_id"],
         "churn_probability": probability,
         "risk_level": level,
@@ -117,7 +112,7 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
     if not store:
         prediction["prediction_id"] = None
     elif check is None:
-        _insert_one(prediction, constants, inputs=snapshot_values(record))
+        _insert_one(prediction, constants, record)
     else:
         # The customer commits with its prediction, and as the prediction does: without waiting
         # for the WAL flush (DATABASE_RELAXED_COMMIT). Waiting cost 2.5-4.5 ms of a 5-7 ms call
@@ -125,7 +120,7 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
         # and prediction together, never one without the other. POST customers/ still waits.
         with relaxed_commit():
             customer_upsert_scored(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
-            _insert_one(prediction, constants, inputs=snapshot_values(record), relaxed=False)
+            _insert_one(prediction, constants, record, relaxed=False)
     if store:
         shadow_submit(record=record, version_id=version_id, probability=probability, level=level)  # after the response
     metrics.count_scored(model_version=version, levels=[level], probabilities=[probability], source="api")
@@ -133,64 +128,13 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
     return prediction
 
 
-@functools.cache
-def _column_plan() -> tuple[list[str], tuple[Any, ...]]:
-    """The table's columns in write order (_ROW_COLUMNS, then any other) and the defaults of the
-    others, JSON columns as text. Columns added later take their model default."""
-    fields = {f.attname: f for f in Prediction._meta.concrete_fields if not f.primary_key}
-    rest = [f for name, f in fields.items() if name not in _ROW_COLUMNS]
-    columns = [fields[c].column for c in _ROW_COLUMNS] + [f.column for f in rest]
-    defaults = tuple(json.dumps(d) if isinstance(d := f.get_default(), (dict, list)) else d for f in rest)
-    return columns, defaults
-
-
-@functools.cache
-def _insert_sql(relaxed_commit: bool = True) -> str:
-    columns, _ = _column_plan()
-    quote = connection.ops.quote_name
-    relaxed = "SET LOCAL synchronous_commit TO OFF; " if relaxed_commit and settings.DATABASE_RELAXED_COMMIT else ""
-    # Names come from the model's metadata, quoted; every value is a query parameter.
-    return (
-        f"{relaxed}INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
-
-
 def _insert_one(
-    row: dict[str, Any], constants: dict[str, Any], *, inputs: list[Any], relaxed: bool = True
+    prediction: dict[str, Any], constants: dict[str, Any], record: Mapping[str, Any], *, relaxed: bool = True
 ) -> None:
-    """One prediction row in one statement and one round trip (``relaxed=False`` inside a
-    transaction that also writes what must be durable).
-
-    On PostgreSQL the INSERT travels with ``SET LOCAL synchronous_commit TO OFF`` in a single
-    simple query, which the server runs as one transaction (see relaxed_commit for why). The
-    ORM's save() would cost ~0.5 ms of CPU building a model instance and compiling the SQL.
-    """
-    if not copy_supported():
-        with relaxed_commit() if relaxed else transaction.atomic():
-            Prediction(**_model_kwargs(row, constants), inputs=inputs).save(force_insert=True)
-        return
-    params = (
-        row["prediction_id"],
-        row["customer_id"],
-        row["churn_probability"],
-        row["risk_level"],
-        json.dumps(row["recommendations"]),
-        json.dumps(row["offer"]) if row["offer"] is not None else None,
-        compact_factors_text(row["top_factors"]),
-        constants["model_version_id"],
-        constants["source"],
-        constants["latency_ms"],
-        json.dumps(inputs, separators=(",", ":")),
-        constants["department_id"],
-        constants["requested_by_key_id"],
-        constants["requested_by_user_id"],
-        constants["request_id"],
-        constants["created_at"],
-        *_column_plan()[1],
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(relaxed), params)
+    """Store one scored record (see writes.insert_prediction) with the snapshot of its inputs."""
+    row = {column: cells[0] for column, cells in writes.contract_cells([prediction]).items()}
+    row["inputs"] = writes.copy_text(snapshot_text(record))
+    writes.insert_prediction(row, constants, relaxed=relaxed)
 
 
 # --- many records ----------------------------------------------------------------------------
@@ -206,107 +150,22 @@ class BatchOutcome:
     model: LoadedModel | None
 
 
-# Columns written for a scored row, in this order (see _write_rows).
-_ROW_COLUMNS = (
-    "prediction_id",
-    "customer_id",
-    "churn_probability",
-    "risk_level",
-    "recommendations",
-    "offer",
-    "top_factors",
-    "model_version_id",
-    "source",
-    "latency_ms",
-    "inputs",
-    "department_id",
-    "requested_by_key_id",
-    "requested_by_user_id",
-    "request_id",
-    "created_at",
-)
-
-
-def _uuid_text(hexed: str) -> str:
-    # Time-ordered (version 7) ids: new rows land on the right edge of the unique index instead of
-    # at random pages of it, which measured ~10% of a 1,000-row COPY.
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-
-
-def _cell(value: Any) -> Any:
-    return NULL_CELL if value is None else value
-
-
 def _write_rows(
     rows: list[dict[str, Any]], version_ids: list[int], constants: dict[str, Any], inputs: list[str],
     *, relaxed: bool = True,
 ) -> None:
     """Store scored rows (contract-shaped dicts plus per-batch constants) with the snapshot of
-    the inputs each was scored with (JSON texts, see churn_ml.inputs); ``relaxed=False`` inside
+    the inputs each was scored with (COPY cells, see churn_ml.inputs); ``relaxed=False`` inside
     a transaction that also writes what must be durable.
 
-    PostgreSQL gets COPY from prepared cells: no model instances, which cost ~0.1 ms each to
-    build, and the repeated JSON (recommendations per level) serialised once. Elsewhere,
-    bulk_create.
+    One COPY from prepared cells (writes.copy_predictions): no model instances, which cost
+    ~0.1 ms each to build, and the repeated JSON (recommendations per level) serialised once.
     """
+    cells = writes.contract_cells(rows)
+    cells["model_version_id"] = [str(v) for v in version_ids]
+    cells["inputs"] = inputs
     with relaxed_commit() if relaxed else transaction.atomic():
-        if not copy_supported():
-            objs = [
-                Prediction(**_model_kwargs(row, constants), model_version_id=version_id, inputs=json.loads(text))
-                for row, version_id, text in zip(rows, version_ids, inputs, strict=True)
-            ]
-            Prediction.objects.bulk_create(objs, batch_size=INSERT_BATCH_SIZE)
-            return
-        columns, defaults = _column_plan()
-        source, latency_ms = constants["source"], constants["latency_ms"]
-        tail = (
-            _cell(constants["department_id"]),
-            _cell(constants["requested_by_key_id"]),
-            _cell(constants["requested_by_user_id"]),
-            constants["request_id"],
-            constants["created_at"].isoformat(),
-            *(_cell(d) for d in defaults),
-        )
-        texts: dict[int, str] = {}
-        prepared = []
-        for row, version_id, snapshot in zip(rows, version_ids, inputs, strict=True):
-            recommendations, offer = row["recommendations"], row["offer"]
-            text = texts.get(id(recommendations))
-            if text is None:
-                text = texts[id(recommendations)] = json.dumps(recommendations, separators=(",", ":"))
-            offer_text = texts.get(id(offer))
-            if offer_text is None:
-                offer_text = texts[id(offer)] = _cell(json.dumps(offer, separators=(",", ":")) if offer else None)
-            prepared.append(
-                (
-                    row["prediction_id"],
-                    row["customer_id"],
-                    row["churn_probability"],
-                    row["risk_level"],
-                    text,
-                    offer_text,
-                    compact_factors_text(row["top_factors"]),
-                    version_id,
-                    source,
-                    latency_ms,
-                    snapshot,
-                    *tail,
-                )
-            )
-        copy_rows(Prediction._meta.db_table, columns, prepared, prepared=True)
-
-
-def _model_kwargs(row: dict[str, Any], constants: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **constants,
-        "prediction_id": uuid.UUID(row["prediction_id"]),
-        "customer_id": row["customer_id"],
-        "churn_probability": row["churn_probability"],
-        "risk_level": row["risk_level"],
-        "recommendations": row["recommendations"],
-        "offer": row["offer"],
-        "top_factors": compact_factors(row["top_factors"]),
-    }
+        writes.copy_predictions(len(rows), cells, constants)
 
 
 def predictions_score_batch(
@@ -364,7 +223,7 @@ def predictions_score_batch(
     tiers = tier_actions()
     now = timezone.now()
     created_at = now.isoformat().replace("+00:00", "Z")
-    prediction_ids = [_uuid_text(h) for h in time_ordered_uuids(len(row_list))]
+    prediction_ids = [writes.uuid_text(h) for h in writes.time_ordered_uuids(len(row_list))]
     out = [
         {
             "prediction_id": prediction_ids[k],
@@ -392,7 +251,7 @@ def predictions_score_batch(
         for row in out:
             row["prediction_id"] = None
     else:
-        inputs = snapshot_texts({name: col[rows] for name, col in result.columns.items()})
+        inputs = snapshot_texts({name: col[rows] for name, col in result.columns.items()}, escape=writes.copy_text)
         full = [i for i in row_list if i not in references]
         version_ids = [scored[i][2] for i in row_list]
         if not full:
@@ -415,9 +274,9 @@ def predictions_score_stored(
     """Re-score stored customers (e.g. after an event changed them); returns how many were scored."""
     scored = 0
     ids = list(dict.fromkeys(customer_ids))
-    for start in range(0, len(ids), INSERT_BATCH_SIZE):
+    for start in range(0, len(ids), RESCORE_BATCH_SIZE):
         outcome = predictions_score_batch(
-            items=[{"customer_id": cid} for cid in ids[start : start + INSERT_BATCH_SIZE]], actor=actor, source=source
+            items=[{"customer_id": cid} for cid in ids[start : start + RESCORE_BATCH_SIZE]], actor=actor, source=source
         )
         scored += len(outcome.predictions)
     return scored
