@@ -92,6 +92,8 @@ def test_a_file_job_reads_back_as_its_results(key_client, active_version, django
 
 def test_every_path_stores_a_customer_in_the_same_cells(key_client, active_version,
                                                         django_capture_on_commit_callbacks):
+    RiskTierAction.objects.update(recommendations=["Call them", "Offer a discount"])  # JSON with a separator
+    forget_tier_actions()
     CustomerFactory(customer_id="WS-1", tenure_months=2, contract_type="Month-to-month")
     single = key_client.post(URL, {"customer_id": "WS-1"}, format="json").json()["prediction_id"]
     batch = key_client.post(f"{URL}batch/", {"customers": [{"customer_id": "WS-1"}]},
