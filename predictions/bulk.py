@@ -265,6 +265,9 @@ def factors_json(values: np.ndarray, top_k: int = TOP_FACTORS, *, stored: bool =
     return out
 
 
+_BOOL_CELLS = {True: "t", False: "f"}
+
+
 @dataclass(frozen=True)
 class WriteContext:
     """What every row of a chunk shares."""
@@ -358,7 +361,7 @@ def _write(
     rows = {
         "prediction_id": ids,
         "customer_id": chunk.columns["customer_id"].tolist(),
-        "churn_probability": list(map(repr, probabilities)),
+        "churn_probability": probabilities,
         "risk_level": levels,
         # The same for every row at a level: serialised once per level.
         "recommendations": writes.per_level_cells(
@@ -368,8 +371,8 @@ def _write(
         "top_factors": factors,
         # The snapshot of the inputs each row was scored with (churn_ml.inputs).
         "inputs": snapshot_texts(chunk.columns, escape=writes.copy_text),
-        "previous_risk_level": ["" if p is None else p for p in chunk.previous.tolist()],
-        "risk_increased": ["t" if flag else "f" for flag in increased],
+        "previous_risk_level": [p or "" for p in chunk.previous.tolist()],
+        "risk_increased": list(map(_BOOL_CELLS.__getitem__, increased)),
     }
     constants = {
         "model_version_id": context.model_version_id,

@@ -162,7 +162,7 @@ def _write_rows(
     ~0.1 ms each to build, and the repeated JSON (recommendations per level) serialised once.
     """
     cells = writes.contract_cells(rows)
-    cells["model_version_id"] = [str(v) for v in version_ids]
+    cells["model_version_id"] = version_ids
     cells["inputs"] = inputs
     with relaxed_commit() if relaxed else transaction.atomic():
         writes.copy_predictions(len(rows), cells, constants)
