@@ -2,7 +2,7 @@
 
 The request path uses the compiled scorer (pure Python for one record, numpy for a batch), never
 the sklearn Pipeline, which costs ~9 ms of CPU per row. A batch is validated column-wise, scored
-in one vectorised call and stored with one bulk insert.
+in one vectorised call and stored with one COPY (predictions.writes).
 """
 
 from __future__ import annotations

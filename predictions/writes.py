@@ -215,15 +215,31 @@ def copy_predictions(n: int, rows: Mapping[str, Cells], constants: Mapping[str, 
 
 
 @functools.cache
-def _insert_sql(relaxed: bool) -> str:
+def _insert_sql() -> str:
     quote = connection.ops.quote_name
     columns = [quote(c.field.column) for c in column_plan()]
-    prefix = "SET LOCAL synchronous_commit TO OFF; " if relaxed and settings.DATABASE_RELAXED_COMMIT else ""
     # Names come from the model's metadata, quoted; every value is a query parameter.
     return (
-        f"{prefix}INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"INSERT INTO {quote(Prediction._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
+
+
+_RELAXED = "SET LOCAL synchronous_commit TO OFF; "
+
+
+def insert_statement(row: Mapping[str, str | float], constants: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The INSERT of one prediction and its parameters (PostgreSQL), for a caller that runs it in
+    a statement of its own, e.g. after a ``WITH`` clause that writes the scored customer."""
+    # Where each column's parameter comes from, worked out once per caller: this is the request
+    # path, and a loop over the plan's columns cost as much as the rest of the call.
+    layout = _insert_layout(frozenset(row), frozenset(constants))
+    params = [
+        _value_text(row[key]) if source is _ROW else constants[key] if source is _CONSTANT
+        else _param(field, constants[key]) if source is _JSON_CONSTANT else key
+        for source, key, field in layout
+    ]
+    return _insert_sql(), params
 
 
 def insert_prediction(row: Mapping[str, str | float], constants: Mapping[str, Any], *, relaxed: bool = True) -> None:
@@ -240,16 +256,11 @@ def insert_prediction(row: Mapping[str, str | float], constants: Mapping[str, An
         with relaxed_commit() if relaxed else transaction.atomic():
             _orm_write(_lines(1, {name: (cell,) for name, cell in row.items()}, constants))
         return
-    # Where each column's parameter comes from, worked out once per caller: this is the request
-    # path, and a loop over the plan's columns cost as much as the rest of the call.
-    layout = _insert_layout(frozenset(row), frozenset(constants))
-    params = [
-        _value_text(row[key]) if source is _ROW else constants[key] if source is _CONSTANT
-        else _param(field, constants[key]) if source is _JSON_CONSTANT else key
-        for source, key, field in layout
-    ]
+    sql, params = insert_statement(row, constants)
+    if relaxed and settings.DATABASE_RELAXED_COMMIT:
+        sql = _RELAXED + sql
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(relaxed), params)
+        cursor.execute(sql, params)
 
 
 _ROW, _CONSTANT, _JSON_CONSTANT, _DEFAULT = object(), object(), object(), object()
