@@ -18,14 +18,14 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, Actor
 from churn_infra import metrics
-from churn_infra.db import relaxed_commit
+from churn_infra.db import copy_supported, relaxed_commit
 from churn_infra.errors import InputError
 from churn_ml.inputs import snapshot_text, snapshot_texts
 from churn_ml.record import RecordCheck, check_record
 from churn_ml.schema import RECORD_FIELDS, ValidationResult, validate_records
 from churn_ml.tiers import risk_level, risk_levels
 from customers.models import Customer
-from customers.services import customer_upsert_scored, customers_bulk_upsert
+from customers.services import customer_upsert_scored, customer_upsert_scored_cte, customers_bulk_upsert
 from modelregistry.loader import LoadedModel, ab_bucket, active_model
 from modelregistry.shadow import shadow_submit
 from predictions import writes
@@ -113,11 +113,16 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
         prediction["prediction_id"] = None
     elif check is None:
         _insert_one(prediction, constants, record)
-    else:
+    elif copy_supported():
         # The customer commits with its prediction, and as the prediction does: without waiting
         # for the WAL flush (DATABASE_RELAXED_COMMIT). Waiting cost 2.5-4.5 ms of a 5-7 ms call
         # here; a database crash can lose the last fraction of a second of scoring calls, customer
         # and prediction together, never one without the other. POST customers/ still waits.
+        # One statement: the customer's upsert and its audit entry are the WITH clause of the
+        # prediction's INSERT (four round trips before: SET, upsert, insert, commit).
+        cte = customer_upsert_scored_cte(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
+        _insert_one(prediction, constants, record, before=cte)
+    else:
         with relaxed_commit():
             customer_upsert_scored(check=check, source=PREDICTION_CUSTOMER_SOURCE, actor=actor)
             _insert_one(prediction, constants, record, relaxed=False)
@@ -129,12 +134,13 @@ def prediction_score(*, body: Mapping[str, Any], actor: Actor = SYSTEM, store: b
 
 
 def _insert_one(
-    prediction: dict[str, Any], constants: dict[str, Any], record: Mapping[str, Any], *, relaxed: bool = True
+    prediction: dict[str, Any], constants: dict[str, Any], record: Mapping[str, Any], *, relaxed: bool = True,
+    before: tuple[str, list[Any]] | None = None,
 ) -> None:
     """Store one scored record (see writes.insert_prediction) with the snapshot of its inputs."""
     row = {column: cells[0] for column, cells in writes.contract_cells([prediction]).items()}
     row["inputs"] = writes.copy_text(snapshot_text(record))
-    writes.insert_prediction(row, constants, relaxed=relaxed)
+    writes.insert_prediction(row, constants, relaxed=relaxed, before=before)
 
 
 # --- many records ----------------------------------------------------------------------------

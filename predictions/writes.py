@@ -242,9 +242,16 @@ def insert_statement(row: Mapping[str, str | float], constants: Mapping[str, Any
     return _insert_sql(), params
 
 
-def insert_prediction(row: Mapping[str, str | float], constants: Mapping[str, Any], *, relaxed: bool = True) -> None:
+def insert_prediction(
+    row: Mapping[str, str | float], constants: Mapping[str, Any], *, relaxed: bool = True,
+    before: tuple[str, list[Any]] | None = None,
+) -> None:
     """One prediction (``row``: its cells, as for copy_predictions) in one statement and one round
     trip; ``relaxed=False`` inside a transaction that also writes what must be durable.
+
+    ``before`` (PostgreSQL only): a ``WITH`` clause and its parameters that this INSERT completes,
+    such as customers.customer_upsert_scored_cte: what it writes commits with the prediction, in
+    the same statement and round trip.
 
     On PostgreSQL the INSERT travels with ``SET LOCAL synchronous_commit TO OFF`` in a single
     simple query, which the server runs as one transaction (see relaxed_commit for why). The
@@ -253,10 +260,14 @@ def insert_prediction(row: Mapping[str, str | float], constants: Mapping[str, An
     and defaults as their values.
     """
     if not copy_supported():
+        if before is not None:
+            raise ValueError("a WITH clause before the INSERT needs PostgreSQL")
         with relaxed_commit() if relaxed else transaction.atomic():
             _orm_write(_lines(1, {name: (cell,) for name, cell in row.items()}, constants))
         return
     sql, params = insert_statement(row, constants)
+    if before is not None:
+        sql, params = before[0] + sql, [*before[1], *params]
     if relaxed and settings.DATABASE_RELAXED_COMMIT:
         sql = _RELAXED + sql
     with connection.cursor() as cursor:

@@ -12,6 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from redis.connection import AbstractConnection
 
+from accounts.models import AuditLogEntry
+from customers.models import Customer
 from modelregistry import loader
 from predictions.models import Prediction
 from tests.factories import CustomerFactory, record
@@ -98,3 +100,27 @@ def test_scoring_a_stored_customer_reads_it_and_writes_the_prediction_in_two_sta
     assert response.status_code == 201
     assert len(queries) == 2, [q["sql"][:120] for q in queries]
     assert Prediction.objects.filter(customer_id="STORED-1").count() == 1
+
+
+def test_a_full_record_stores_customer_audit_entry_and_prediction_in_one_statement(key_client, active_version):
+    _warm(key_client)
+    with CaptureQueriesContext(connection) as queries:
+        created = key_client.post(URL, record(customer_id="ONE-1"), format="json")
+    assert created.status_code == 201
+    assert len(queries) == 1, [q["sql"][:120] for q in queries]
+    assert Customer.objects.filter(customer_id="ONE-1").exists()
+    assert list(AuditLogEntry.objects.filter(object_id="ONE-1").values_list("action", flat=True)) == [
+        "customer.create"
+    ]
+    assert Prediction.objects.filter(prediction_id=created.json()["prediction_id"]).exists()
+
+    # The same record again: one statement, no customer write, no audit entry; a change: one of each.
+    with CaptureQueriesContext(connection) as queries:
+        key_client.post(URL, record(customer_id="ONE-1"), format="json")
+        key_client.post(URL, record(customer_id="ONE-1", tenure_months=30, total_charges=2100.0), format="json")
+    assert len(queries) == 2
+    assert list(AuditLogEntry.objects.filter(object_id="ONE-1").order_by("pk").values_list("action", flat=True)) == [
+        "customer.create", "customer.update"
+    ]
+    assert Customer.objects.get(customer_id="ONE-1").tenure_months == 30
+    assert Prediction.objects.filter(customer_id="ONE-1").count() == 3
