@@ -702,7 +702,7 @@ PREDICTION_RETENTION_CRON = env.str("PREDICTION_RETENTION_CRON", default="15 4 *
 QUARANTINE_RETENTION_CRON = env.str("QUARANTINE_RETENTION_CRON", default="45 4 * * *")
 # PostgreSQL keeps predictions in monthly partitions (predictions.partitions): beat creates this
 # month's and the next PREDICTION_PARTITIONS_AHEAD months' ahead of their first row, so rows never
-# wait in the default partition; daily, so a missed run or a lock timeout is made up the next day.
+# wait in the upper catch-all partition; daily, so a missed run or a lock timeout is made up the next day.
 PREDICTION_PARTITIONS_AHEAD = env.int("PREDICTION_PARTITIONS_AHEAD", default=3)
 PREDICTION_PARTITIONS_CRON = env.str("PREDICTION_PARTITIONS_CRON", default="5 3 * * *")
 if PREDICTION_PARTITIONS_AHEAD < 1:

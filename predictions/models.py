@@ -173,8 +173,8 @@ class Prediction(models.Model):
             # history, the previous level of batch scoring, the follow-up list's current risk.
             models.Index(fields=["customer_id", "-created_at"], name="prediction_customer_latest_idx"),
             # The paged history newest first (API list, admin), and the registry's recent windows
-            # (recent inputs, confidence, scored summary): each month's index is read newest first
-            # and merged (Merge Append: the DEFAULT partition rules out reading months in order).
+            # (recent inputs, confidence, scored summary): the months' indexes are read newest
+            # month first, one after the other (ordered Append: range catch-alls, no DEFAULT).
             # A BRIN index would serve the windows but not the ORDER BY ... LIMIT of the pages.
             models.Index(fields=["created_at"], name="prediction_created_idx"),
             models.Index(fields=["prediction_id"], name="prediction_prediction_id_idx"),

@@ -2,9 +2,11 @@
 
 On PostgreSQL the table is partitioned by month (predictions.partitions): a month entirely
 older than the cutoff goes as a whole (DROP TABLE of its partition: no dead rows to vacuum, no
-index churn, seconds instead of the hours a DELETE of ~30M rows took). Only the rows of the
-boundary month (the one the cutoff falls in) and of the default partition are deleted row by
-row, in batches. SQLite (``make run``) has one plain table and takes the row path only.
+index churn, seconds instead of the hours a DELETE of ~30M rows took), and the lower catch-all's
+bound moves up to the next month so that the dropped month's range still takes a row (an import
+of old predictions). Only the rows of the boundary month (the one the cutoff falls in) and of the
+lower catch-all are deleted row by row, in batches. SQLite (``make run``) has one plain table and
+takes the row path only.
 
 Before any prediction goes, ``predictions_expiring`` lets the apps above clear their references
 to it (campaign targets keep a copy of what the prediction said, and drop the link), in the same
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from accounts.services import SYSTEM, audit_record
 from predictions.models import Prediction
-from predictions.partitions import LOCK_TIMEOUT, Partition, monthly_partitions
+from predictions.partitions import LOCK_TIMEOUT, Partition, monthly_partitions, raise_lower_bound
 from predictions.signals import predictions_expiring
 
 # Rows per transaction on the row path: short row locks, and campaigns' references cleared by
@@ -36,7 +38,11 @@ def _clear_references(predictions, cleared: Counter) -> None:  # type: ignore[no
 
 
 def _drop_partition(partition: Partition, cleared: Counter) -> int:
-    """Drop one wholly expired monthly partition; returns its row count."""
+    """Drop the first monthly partition, wholly expired; returns its row count.
+
+    The lower catch-all then ends where the next month starts, in the same transaction: no range
+    is left without a partition.
+    """
     quote = connection.ops.quote_name
     name = quote(partition.name)
     # Counted before the lock: an expired month takes no writes, and the scan (~1 s per 10M
@@ -56,11 +62,12 @@ def _drop_partition(partition: Partition, cleared: Counter) -> int:
             Prediction.objects.filter(created_at__gte=partition.start, created_at__lt=partition.end), cleared
         )
         cursor.execute(f"DROP TABLE {name}")
+        raise_lower_bound(cursor, partition.end)
     return rows
 
 
 def _delete_rows(cutoff: datetime, cleared: Counter) -> int:
-    """Delete the rows older than ``cutoff`` that are left (boundary month, default partition)."""
+    """Delete the rows older than ``cutoff`` that are left (boundary month, lower catch-all)."""
     table = connection.ops.quote_name(Prediction._meta.db_table)
     expired = Prediction.objects.filter(created_at__lt=cutoff)
     deleted = 0
@@ -73,7 +80,7 @@ def _delete_rows(cutoff: datetime, cleared: Counter) -> int:
             # Raw, not QuerySet.delete(): the ORM would load every row (its JSON included) to run
             # on_delete, which the signal has done, then delete by id alone, which on PostgreSQL
             # probes every partition's primary key; the created_at condition keeps it to the
-            # boundary month and the default partition.
+            # boundary month and the lower catch-all.
             with connection.cursor() as cursor:
                 if connection.vendor == "postgresql":
                     cursor.execute(f"DELETE FROM {table} WHERE created_at < %s AND id = ANY(%s)", [cutoff, pks])  # noqa: S608
@@ -92,12 +99,18 @@ def predictions_purge_expired(*, now: datetime | None = None) -> int:
     cleared: Counter = Counter()
     dropped: list[str] = []
     from_partitions = 0
-    for partition in monthly_partitions():
-        if partition.end > cutoff:
-            break  # oldest first: the rest are not wholly expired
+    by_row = 0
+    partitions = monthly_partitions()
+    # Oldest first; the last month stays whatever the cutoff (the catch-alls' bounds hang on it).
+    expired = [p for p in partitions[:-1] if p.end <= cutoff]
+    if expired:
+        # The lower catch-all's rows (all older than the first month) go first, so that moving its
+        # bound up after each drop scans an empty table under the exclusive lock.
+        by_row += _delete_rows(expired[0].start, cleared)
+    for partition in expired:
         from_partitions += _drop_partition(partition, cleared)
         dropped.append(partition.name)
-    by_row = _delete_rows(cutoff, cleared)
+    by_row += _delete_rows(cutoff, cleared)
     deleted = from_partitions + by_row
     if deleted or dropped:
         audit_record(actor=SYSTEM, action="predictions.retention_purge", object_type="predictions.prediction",

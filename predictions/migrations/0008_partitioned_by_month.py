@@ -5,8 +5,11 @@ indexes bloated and the purge running for hours. A partition per month lets rete
 months and keeps each month's indexes the size of one month.
 
 On PostgreSQL the first operation rebuilds the table: the old one is renamed, a partitioned table
-with the same columns takes its name, with a DEFAULT partition (a row of any date lands) and one
-partition per month that has rows plus this month and the next ones; the rows are copied, the
+with the same columns takes its name, with one partition per month from the first month that has
+rows (or the first month within PREDICTION_RETENTION_DAYS, if older) to PREDICTION_PARTITIONS_AHEAD
+months after this one, contiguous, and two range catch-alls before and after them (a row of any
+date lands; not a DEFAULT partition, which would stop PostgreSQL reading the months in order,
+predictions.partitions); the rows are copied, the
 identity sequence moved on past them, the old table dropped, and the indexes of the new model
 state built once, after the copy. The database's primary key becomes (id, created_at), as a
 partitioned table requires; Django keeps ``id`` as the pk. The state changes after it (the
@@ -19,7 +22,7 @@ minute per 10M rows measured on the bench machine, docs/OPERATIONS.md).
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import migrations, models
@@ -79,21 +82,34 @@ def partition(apps, schema_editor) -> None:
             f'CREATE TABLE "{TABLE}" (LIKE "{OLD}" INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING STORAGE) '
             'PARTITION BY RANGE ("created_at")'
         )
-        cursor.execute(f'CREATE TABLE "{TABLE}_default" PARTITION OF "{TABLE}" DEFAULT')
-        # Months that hold rows, and this month with the ones ahead (as the beat task keeps them).
         cursor.execute(
-            f"SELECT DISTINCT EXTRACT(YEAR FROM created_at AT TIME ZONE 'UTC')::int, "  # noqa: S608
-            f"EXTRACT(MONTH FROM created_at AT TIME ZONE 'UTC')::int FROM \"{OLD}\""
+            f"SELECT MIN(created_at AT TIME ZONE 'UTC') FROM \"{OLD}\""  # noqa: S608
         )
-        months = {_month(y, m) for y, m in cursor.fetchall()}
-        months |= {_month(now.year, now.month + k) for k in range(ahead + 1)}
-        for start in sorted(months):
+        oldest = cursor.fetchone()[0]
+        first = _month(now.year, now.month)
+        if oldest is not None:
+            first = min(first, _month(oldest.year, oldest.month))
+        days = getattr(settings, "PREDICTION_RETENTION_DAYS", 0)
+        if days > 0:
+            # Months retention would drop at its next run are not worth a partition each (a row
+            # in 1999 would otherwise bring 300 of them): their rows wait in the lower catch-all,
+            # which retention purges by row.
+            horizon = now - timedelta(days=days)
+            first = max(first, _month(horizon.year, horizon.month))
+        last = _month(now.year, now.month + ahead)
+        cursor.execute(
+            f'CREATE TABLE "{TABLE}_before" PARTITION OF "{TABLE}" FOR VALUES FROM (MINVALUE) TO (%s)', [first]
+        )
+        start = first
+        while start <= last:
             end = _month(start.year, start.month + 1)
             cursor.execute(
                 f'CREATE TABLE "{TABLE}_y{start.year:04d}m{start.month:02d}" PARTITION OF "{TABLE}" '
                 "FOR VALUES FROM (%s) TO (%s)",
                 [start, end],
             )
+            start = end
+        cursor.execute(f'CREATE TABLE "{TABLE}_after" PARTITION OF "{TABLE}" FOR VALUES FROM (%s) TO (MAXVALUE)', [start])
         cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{OLD}"')  # noqa: S608 - same columns (LIKE)
         _move_sequence_past_rows(cursor)
         # campaigns 0010 (run before this) dropped the one foreign key that referenced the table.

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from accounts.models import AuditLogEntry
 from predictions.models import Prediction
 from predictions.partitions import (
-    DEFAULT_PARTITION,
+    LOWER_PARTITION,
+    UPPER_PARTITION,
     add_months,
     month_start,
     monthly_partitions,
@@ -43,7 +46,50 @@ def table_exists(name: str) -> bool:
         return cursor.fetchone()[0]
 
 
-def test_the_table_is_partitioned_by_month_of_created_at_with_a_default_partition():
+def bounds() -> dict[str, tuple[datetime | str, datetime | str]]:
+    """Each partition's (from, to): a datetime, or "MINVALUE"/"MAXVALUE"; a DEFAULT partition fails."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c "
+            "ON c.oid = i.inhrelid WHERE i.inhparent = 'predictions_prediction'::regclass"
+        )
+        rows = cursor.fetchall()
+    out = {}
+    for name, bound in rows:
+        match = re.fullmatch(r"FOR VALUES FROM \((.+)\) TO \((.+)\)", bound)
+        assert match, f"{name}: {bound}"
+        out[name] = tuple(
+            v if v in ("MINVALUE", "MAXVALUE") else datetime.fromisoformat(v.strip("'")).astimezone(UTC)
+            for v in match.groups()
+        )
+    return out
+
+
+def assert_every_date_has_a_partition() -> dict[str, tuple[datetime | str, datetime | str]]:
+    """The partitions chain from MINVALUE to MAXVALUE: no gap where a row could fail to land."""
+    found = bounds()
+    chain = sorted(found.items(), key=lambda item: (item[1][0] != "MINVALUE", str(item[1][0])))
+    assert (chain[0][0], chain[0][1][0]) == (LOWER_PARTITION, "MINVALUE")
+    assert (chain[-1][0], chain[-1][1][1]) == (UPPER_PARTITION, "MAXVALUE")
+    for (_name, (_lo, hi)), (name, (lo, _hi)) in pairwise(chain):
+        assert lo == hi, f"gap or overlap before {name}"
+    months = [name for name, _ in chain[1:-1]]
+    assert months == [p.name for p in monthly_partitions()]
+    return found
+
+
+def attached_indexes(table: str) -> int:
+    """The table's indexes that are partitions of one of the parent's indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM pg_index x JOIN pg_inherits i ON i.inhrelid = x.indexrelid "
+            "WHERE x.indrelid = %s::regclass",
+            [table],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_table_is_partitioned_by_month_of_created_at_with_range_catch_alls_on_both_sides():
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pt.partstrat, a.attname FROM pg_partitioned_table pt "
@@ -54,10 +100,12 @@ def test_the_table_is_partitioned_by_month_of_created_at_with_a_default_partitio
         cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
                        "WHERE conrelid = 'predictions_prediction'::regclass AND contype = 'p'")
         assert cursor.fetchone()[0] == "PRIMARY KEY (id, created_at)"
-    assert table_exists(DEFAULT_PARTITION)
+    # no DEFAULT partition (it would stop PostgreSQL reading the months in order)
+    found = assert_every_date_has_a_partition()
     # the migration made this month and the ones ahead
     this_month = month_start(timezone.now())
     assert {add_months(this_month, k) for k in range(4)} <= {p.start for p in monthly_partitions()}
+    assert found[UPPER_PARTITION] == (add_months(this_month, 4), "MAXVALUE")
 
 
 def test_a_prediction_of_any_date_lands_and_reads_back():
@@ -65,7 +113,8 @@ def test_a_prediction_of_any_date_lands_and_reads_back():
     old = PredictionFactory(created_at=datetime(1999, 5, 17, 12, tzinfo=UTC))
     far = PredictionFactory(created_at=datetime(2150, 1, 1, tzinfo=UTC))
     assert stored_in(now) == partition_name_for(now.created_at)
-    assert stored_in(old) == stored_in(far) == DEFAULT_PARTITION
+    assert stored_in(old) == LOWER_PARTITION
+    assert stored_in(far) == UPPER_PARTITION
     assert Prediction.objects.get(prediction_id=old.prediction_id).created_at.year == 1999
     assert list(Prediction.objects.order_by("created_at").values_list("pk", flat=True)) == [old.pk, now.pk, far.pk]
 
@@ -84,17 +133,62 @@ def test_the_beat_task_creates_the_months_ahead_once(settings):
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM pg_indexes WHERE tablename = %s", [created[-1]])
         assert cursor.fetchone()[0] == 10
+    # the upper catch-all now starts after the last month, with its indexes still the parent's
+    assert assert_every_date_has_a_partition()[UPPER_PARTITION] == (add_months(this_month, 7), "MAXVALUE")
+    assert attached_indexes(UPPER_PARTITION) == attached_indexes(created[-1]) == 10
 
 
-def test_a_month_created_after_its_rows_arrived_takes_them_out_of_the_default_partition():
+def test_a_month_created_after_its_rows_arrived_takes_them_out_of_the_upper_catch_all():
     this_month = month_start(timezone.now())
     later = add_months(this_month, 9)
     early = PredictionFactory(created_at=later + timedelta(days=3))
-    assert stored_in(early) == DEFAULT_PARTITION
+    beyond = PredictionFactory(created_at=add_months(later, 1))
+    assert stored_in(early) == stored_in(beyond) == UPPER_PARTITION
     created = prediction_partitions_ensure(months_ahead=9)
     assert created == [partition_name_for(add_months(this_month, k)) for k in range(4, 10)]
     assert stored_in(early) == partition_name_for(later)
-    assert Prediction.objects.filter(pk=early.pk).exists()
+    assert stored_in(beyond) == UPPER_PARTITION
+    assert set(Prediction.objects.values_list("pk", flat=True)) == {early.pk, beyond.pk}
+    assert AuditLogEntry.objects.get(object_id=partition_name_for(later)).details["rows_moved"] == 1
+    assert_every_date_has_a_partition()
+
+
+def test_months_before_the_first_one_move_the_lower_catch_all_down_and_take_its_rows():
+    first = monthly_partitions()[0].start
+    older = add_months(first, -2)
+    imported = PredictionFactory(created_at=older + timedelta(days=20))
+    ancient = PredictionFactory(created_at=datetime(1999, 5, 17, tzinfo=UTC))
+    assert stored_in(imported) == stored_in(ancient) == LOWER_PARTITION
+
+    created = prediction_partitions_ensure(months_ahead=0, now=older)
+
+    # the month in between comes too: a gap would be a range no partition takes
+    assert created == [partition_name_for(older), partition_name_for(add_months(first, -1))]
+    assert stored_in(imported) == partition_name_for(older)
+    assert stored_in(ancient) == LOWER_PARTITION
+    assert assert_every_date_has_a_partition()[LOWER_PARTITION] == ("MINVALUE", older)
+    assert attached_indexes(LOWER_PARTITION) == 10
+    assert prediction_partitions_ensure(months_ahead=0, now=older) == []
+
+
+def test_a_lock_held_by_a_reader_makes_the_ensure_give_up_and_change_nothing(monkeypatch):
+    from predictions import partitions
+
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    before = bounds()
+    # A reader in the middle of a query on the table (its ACCESS SHARE lock), on a connection of its own.
+    reader = connection.copy()
+    try:
+        reader.set_autocommit(False)
+        with reader.cursor() as cursor:
+            cursor.execute("LOCK TABLE predictions_prediction IN ACCESS SHARE MODE")
+        with pytest.raises(OperationalError, match="lock timeout"):
+            prediction_partitions_ensure(months_ahead=6)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert bounds() == before
+    assert not AuditLogEntry.objects.filter(action="predictions.partition_create").exists()
 
 
 def test_retention_drops_whole_months_and_deletes_the_rows_of_the_boundary_month(settings):
@@ -105,7 +199,7 @@ def test_retention_drops_whole_months_and_deletes_the_rows_of_the_boundary_month
     expired_month = PredictionFactory(created_at=three_back + timedelta(days=5))
     boundary_old = PredictionFactory(created_at=cutoff - timedelta(hours=1))
     boundary_kept = PredictionFactory(created_at=cutoff + timedelta(hours=1))
-    in_default = PredictionFactory(created_at=datetime(1999, 1, 1, tzinfo=UTC))
+    in_lower = PredictionFactory(created_at=datetime(1999, 1, 1, tzinfo=UTC))
     recent = PredictionFactory(created_at=timezone.now())
     assert stored_in(boundary_old) == stored_in(boundary_kept) == partition_name_for(cutoff)
 
@@ -120,8 +214,17 @@ def test_retention_drops_whole_months_and_deletes_the_rows_of_the_boundary_month
     assert details["partitions_dropped"] == [partition_name_for(three_back)]
     assert (details["rows_in_dropped_partitions"], details["rows_deleted"]) == (1, 2)
     left = set(Prediction.objects.values_list("pk", flat=True))
-    assert left.isdisjoint({expired_month.pk, boundary_old.pk, in_default.pk})
-    # nothing left to do the next time
+    assert left.isdisjoint({expired_month.pk, boundary_old.pk, in_lower.pk})
+    # the lower catch-all now ends where the first month left starts: rows of any date still land
+    assert assert_every_date_has_a_partition()[LOWER_PARTITION] == ("MINVALUE", month_start(cutoff))
+    landed = [PredictionFactory(created_at=datetime(1999, 5, 17, tzinfo=UTC)),
+              PredictionFactory(created_at=three_back + timedelta(days=5)),
+              PredictionFactory(created_at=datetime(2150, 1, 1, tzinfo=UTC))]
+    assert [stored_in(p) for p in landed] == [LOWER_PARTITION, LOWER_PARTITION, UPPER_PARTITION]
+    assert list(Prediction.objects.filter(pk__in=[p.pk for p in landed]).order_by("created_at")
+                .values_list("prediction_id", flat=True)) == [p.prediction_id for p in landed]
+    # nothing left to do the next time but the rows just written in the expired range
+    assert predictions_purge_expired(now=cutoff + timedelta(days=30)) == 2
     assert predictions_purge_expired(now=cutoff + timedelta(days=30)) == 0
 
 
@@ -134,5 +237,7 @@ def test_the_command_lists_the_partitions_and_creates_missing_months(capsys):
     assert f"Created {partition_name_for(add_months(this_month, 4))}, {partition_name_for(add_months(this_month, 5))}."\
         in out
     listed = [line.split()[0] for line in out.splitlines()[1:]]
-    assert listed[-1] == DEFAULT_PARTITION
+    assert (listed[0], listed[-1]) == (LOWER_PARTITION, UPPER_PARTITION)
+    assert "MINVALUE" in out.splitlines()[1]
+    assert "MAXVALUE" in out.splitlines()[-1]
     assert partition_name_for(add_months(this_month, 5)) in listed

@@ -9,8 +9,9 @@ from predictions.partitions import is_partitioned, prediction_partitions_ensure,
 
 class Command(BaseCommand):
     help = (
-        "List the predictions table's monthly partitions (estimated rows, size); --ensure creates this month's "
-        "and the months ahead that are missing, as the beat task does."
+        "List the predictions table's partitions, the lower catch-all first and the upper one last (estimated "
+        "rows, size, bounds); --ensure creates this month's and the months ahead that are missing, as the beat "
+        "task does."
     )
 
     def add_arguments(self, parser: Any) -> None:
