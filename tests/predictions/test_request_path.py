@@ -92,6 +92,10 @@ def test_an_address_past_the_failed_key_limit_is_refused_on_the_same_round_trip(
     assert len(redis_trips) == 1
 
 
+ON_POSTGRESQL = pytest.mark.skipif(connection.vendor != "postgresql", reason="one-statement writes need PostgreSQL")
+
+
+@ON_POSTGRESQL
 def test_scoring_a_stored_customer_reads_it_and_writes_the_prediction_in_two_statements(key_client, active_version):
     _warm(key_client)
     CustomerFactory(customer_id="STORED-1")
@@ -102,6 +106,7 @@ def test_scoring_a_stored_customer_reads_it_and_writes_the_prediction_in_two_sta
     assert Prediction.objects.filter(customer_id="STORED-1").count() == 1
 
 
+@ON_POSTGRESQL
 def test_a_full_record_stores_customer_audit_entry_and_prediction_in_one_statement(key_client, active_version):
     _warm(key_client)
     with CaptureQueriesContext(connection) as queries:
