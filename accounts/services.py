@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -317,19 +318,25 @@ def audit_insert_select(
     values = _audit_values(actor=actor, action="", object_type=object_type, object_id=object_id,
                            outcome=AuditOutcome.SUCCESS, details=details, department_id=department_id)  # fmt: skip
     values["details"] = json.dumps(values["details"])
+    params: list[Any] = [timezone.now()]
+    for name, value in values.items():
+        params += [when_true, when_false] if name == "action" else [value]
+    return _audit_insert_select_sql(source, flag, tuple(values)), params
+
+
+_AUDIT_CASTS = {"details": "::jsonb", "ip_address": "::inet"}
+
+
+@functools.cache
+def _audit_insert_select_sql(source: str, flag: str, names: tuple[str, ...]) -> str:
+    # Built once per (source, flag): this is on the scoring call's path.
     fields = {f.attname: f for f in AuditLogEntry._meta.concrete_fields}
     quote = connection.ops.quote_name
-    columns, cells, params = [quote(fields["created_at"].column)], ["%s"], [timezone.now()]
-    for name, value in values.items():
+    columns, cells = [quote(fields["created_at"].column)], ["%s"]
+    for name in names:
         columns.append(quote(fields[name].column))
-        if name == "action":
-            cells.append(f"CASE WHEN {quote(flag)} THEN %s ELSE %s END")
-            params += [when_true, when_false]
-            continue
-        cast = {"details": "::jsonb", "ip_address": "::inet"}.get(name, "")
-        cells.append(f"%s{cast}")
-        params.append(value)
+        cells.append(f"CASE WHEN {quote(flag)} THEN %s ELSE %s END" if name == "action"
+                     else f"%s{_AUDIT_CASTS.get(name, '')}")  # fmt: skip
     # Column names come from the model's metadata and the caller's CTE, quoted; values are parameters.
-    sql = (f"INSERT INTO {quote(AuditLogEntry._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-           f"SELECT {', '.join(cells)} FROM {quote(source)}")  # fmt: skip
-    return sql, params
+    return (f"INSERT INTO {quote(AuditLogEntry._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+            f"SELECT {', '.join(cells)} FROM {quote(source)}")  # fmt: skip
