@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import connection, models, transaction
 
 _NULL = r"\N"
-NULL_CELL = _NULL
 
 
 def _cell(value: Any) -> Any:
@@ -41,23 +40,17 @@ def copy_supported() -> bool:
     return connection.vendor == "postgresql"
 
 
-def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, prepared: bool = False) -> int:
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """COPY rows (tuples in ``columns`` order) into ``table`` on PostgreSQL; returns the row count.
 
-    With ``prepared`` the rows already hold COPY cells (str, int, float, or NULL_CELL), which
-    saves the per-cell conversion on hot paths.
+    (Predictions have their own COPY writer, predictions.writes, with cells prepared column-wise.)
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     count = 0
-    if prepared:
-        rows = list(rows)
-        writer.writerows(rows)
-        count = len(rows)
-    else:
-        for row in rows:
-            writer.writerow([_cell(v) for v in row])
-            count += 1
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+        count += 1
     if not count:
         return 0
     buffer.seek(0)

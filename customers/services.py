@@ -211,25 +211,18 @@ def customer_upsert_scored(*, check: RecordCheck, source: str, actor: Actor = SY
     """Store the customer of a record sent for scoring; returns "created", "updated" or "unchanged".
 
     The same checks and quality report as customer_upsert; an unchanged record writes nothing and
-    no audit entry (its prediction records the call). Runs in the caller's transaction. On
-    PostgreSQL a scoring call uses customer_upsert_scored_cte instead, in its prediction's statement.
+    no audit entry (its prediction records the call). The ORM's way, for databases other than
+    PostgreSQL: there a scoring call writes the customer with customer_upsert_scored_cte, inside its
+    prediction's statement.
     """
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            record = dict(check.record)
-            customer_id = record.pop("customer_id")
-            existing = Customer.objects.filter(customer_id=customer_id).values(*FIELD_ORDER, "quality_warnings").first()
-            if existing is not None and _same(existing, record) and existing["quality_warnings"] == check.warnings:
-                return "unchanged"
-            _, created = customer_upsert(check=check, source=source, actor=actor)
-        return "created" if created else "updated"
-    sql, params = customer_upsert_scored_cte(check=check, source=source, actor=actor)
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(sql + "SELECT created FROM upserted", params)  # noqa: S608 (built from model metadata)
-        row = cursor.fetchone()
-    if row is None:
-        return "unchanged"
-    return "created" if row[0] else "updated"
+    with transaction.atomic():
+        record = dict(check.record)
+        customer_id = record.pop("customer_id")
+        existing = Customer.objects.filter(customer_id=customer_id).values(*FIELD_ORDER, "quality_warnings").first()
+        if existing is not None and _same(existing, record) and existing["quality_warnings"] == check.warnings:
+            return "unchanged"
+        _, created = customer_upsert(check=check, source=source, actor=actor)
+    return "created" if created else "updated"
 
 
 def customers_bulk_upsert(
