@@ -4,11 +4,12 @@ upserts the customer, and ?store=false is a what-if that stores nothing."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from accounts.models import AuditLogEntry
 from customers.models import Customer
-from predictions import services
+from predictions import writes
 from predictions.models import Prediction, PredictionSource
 from predictions.tasks import rescore_customers
 from tests.factories import CustomerFactory, record
@@ -125,13 +126,24 @@ def test_rescoring_the_same_record_rewrites_nothing_and_a_change_is_audited(key_
     assert Prediction.objects.filter(customer_id="CRM-6").count() == 3
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as served: the failed statement is its own transaction
 def test_the_customer_and_the_prediction_commit_together(key_client, active_version, monkeypatch):
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("disk full")
+    # The prediction's row is refused by the database itself (a probability that is no number),
+    # after the customer's upsert ran: the customer must go with it, whichever way it was written.
+    insert_statement, insert_prediction = writes.insert_statement, writes.insert_prediction
 
-    monkeypatch.setattr(services, "_insert_one", broken)
+    def refused_statement(row, constants):  # type: ignore[no-untyped-def]
+        return insert_statement({**row, "churn_probability": "not a number"}, constants)
+
+    def refused_orm(row, constants, **kwargs):  # type: ignore[no-untyped-def]
+        return insert_prediction({**row, "churn_probability": "not a number"}, constants, **kwargs)
+
+    monkeypatch.setattr(writes, "insert_statement", refused_statement)
+    if connection.vendor != "postgresql":
+        monkeypatch.setattr(writes, "insert_prediction", refused_orm)
     assert key_client.post(URL, record(customer_id="CRM-4"), format="json").status_code == 500
     assert not Customer.objects.filter(customer_id="CRM-4").exists()
+    assert not AuditLogEntry.objects.filter(object_id="CRM-4").exists()
 
 
 def test_a_reference_does_not_rewrite_the_stored_customer(key_client, active_version):
